@@ -1,0 +1,40 @@
+# Two commands do all the set-up: `make run` and `make test`. Both go through `make setup`,
+# which installs only what is missing and takes a few seconds when nothing is.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Debian packages: cairo headers and pkg-config to build pycairo, the font the renderer
+# draws with, python3-venv for the virtualenv, and chromium for the browser tests.
+DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core chromium
+
+.PHONY: setup system-packages run test lint bench clean
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@./tools/install-system-packages $(DEB_PACKAGES)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: setup
+	@echo "Serving the demo job at http://$(HOST):$(PORT)/progress/show?jobid=demo1"
+	$(PY) -m tornado_progress --host $(HOST) --port $(PORT) --demo
+
+lint: setup
+	$(VENV)/bin/ruff check tornado_progress tests bench
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,139 @@
+"""Command line: `python -m tornado_progress` and the `tornado-progress` console script.
+
+One process, one event loop, every job in memory. SIGTERM and SIGINT set a shutdown event;
+shutdown writes the final snapshot and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from tornado.httpserver import HTTPServer
+
+from . import __version__
+from .app import make_app
+from .config import Settings
+from .demo import run_demo
+from .longpoll import Waiters
+from .model import Limits, Store
+from .snapshots import Snapshotter
+
+log = logging.getLogger("tornado_progress")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tornado-progress",
+        description="Live progress bars for cluster and multi-process jobs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument("--snapshot-dir", type=Path, default=Path("snapshots"),
+                        help="folder of the msgpack snapshots")
+    parser.add_argument("--snapshot-interval", type=_positive_float, default=5.0,
+                        help="seconds between snapshots (written only if anything changed)")
+    parser.add_argument("--keep-days", type=_positive_float, default=7.0,
+                        help="days a job is kept after its last create or update (decimal)")
+    parser.add_argument("--stale-after", type=_positive_float, default=300.0,
+                        help="seconds without an update after which a running worker is stale")
+    parser.add_argument("--max-jobs", type=_positive_int, default=Limits.max_jobs,
+                        help="jobs held at once; a create past it answers 429")
+    parser.add_argument("--max-workers-per-job", type=_positive_int,
+                        default=Limits.max_workers_per_job,
+                        help="workers in one job; a new worker past it answers 429")
+    parser.add_argument("--max-request-bytes", type=_positive_int, default=64 * 1024,
+                        help="largest request body; a larger one answers 413")
+    parser.add_argument("--demo", action="store_true",
+                        help="also run simulated workers feeding the job demo1")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"], help="logging level")
+    parser.add_argument("--access-log", action="store_true",
+                        help="log every request (by default only 4xx and 5xx answers)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        host=args.host, port=args.port, snapshot_dir=args.snapshot_dir,
+        snapshot_interval=args.snapshot_interval,
+        limits=Limits(max_jobs=args.max_jobs, max_workers_per_job=args.max_workers_per_job,
+                      keep_seconds=args.keep_days * 86400.0),
+        stale_after=args.stale_after, max_request_bytes=args.max_request_bytes, demo=args.demo)
+
+
+async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float) -> None:
+    """Every `interval` seconds: drop expired jobs, then snapshot if anything changed."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            store.sweep()
+            await snapshotter.save()
+        except Exception:
+            log.exception("snapshot failed; the next interval tries again")
+
+
+async def main(settings: Settings) -> None:
+    store = Store(settings.limits)
+    waiters = Waiters()
+    snapshotter = Snapshotter(store, settings.snapshot_dir)
+    snapshotter.load()
+    app = make_app(store, waiters, snapshotter, settings)
+    server = HTTPServer(app, xheaders=True, max_body_size=settings.max_request_bytes)
+    server.listen(settings.port, settings.host)
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, shutdown.set)
+    tasks = [asyncio.create_task(snapshot_loop(store, snapshotter, settings.snapshot_interval))]
+    base_url = f"http://{settings.host if settings.host != '0.0.0.0' else '127.0.0.1'}" \
+               f":{settings.port}"
+    if settings.demo:
+        tasks.append(asyncio.create_task(run_demo(base_url)))
+    log.info("serving on %s/progress/ (%d jobs, %d workers loaded)%s", base_url,
+             len(store.jobs), store.worker_count,
+             "; demo at " + base_url + "/progress/show?jobid=demo1" if settings.demo else "")
+    await shutdown.wait()
+    log.info("shutting down: writing the final snapshot")
+    server.stop()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await snapshotter.save(force=True)
+    log.info("stopped")
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.access_log:
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    asyncio.run(main(settings_from(args)))
+
+
+if __name__ == "__main__":
+    run()

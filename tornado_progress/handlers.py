@@ -1,0 +1,210 @@
+"""HTTP handlers: parse and validate, call the model, shape the answer.
+
+Every handler gets its collaborators (store, waiters, snapshotter, settings) as `initialize()`
+keyword arguments. `ApiHandler` turns domain errors into the contract's JSON error sentences,
+so no handler formats an error itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+from tornado import httputil, web
+
+from . import params, views
+from .config import Settings
+from .longpoll import Waiters
+from .model import ModelError, Store
+from .snapshots import Snapshotter
+
+JSON_TYPE = "application/json; charset=UTF-8"
+
+
+class ApiHandler(web.RequestHandler):
+    """Base of every JSON endpoint: collaborators, argument access and error sentences."""
+
+    def initialize(self, store: Store, waiters: Waiters, snapshotter: Snapshotter,
+                   settings: Settings, started: float) -> None:
+        self.store = store
+        self.waiters = waiters
+        self.snapshotter = snapshotter
+        self.config = settings
+        self.started = started
+
+    def arg(self, name: str) -> str | None:
+        """A parameter exactly as sent (Tornado would strip it): ids may hold spaces."""
+        return self.get_argument(name, None, strip=False)
+
+    async def get(self) -> None:
+        await self.guarded()
+
+    async def guarded(self) -> None:
+        try:
+            await self.respond()
+        except ModelError as error:
+            self.fail(error.status, error.message)
+
+    async def respond(self) -> None:
+        raise NotImplementedError
+
+    def fail(self, status: int, sentence: str) -> None:
+        self.clear()
+        self.set_status(status)
+        self.write_json({"error": sentence})
+
+    def write_json(self, document: Any) -> None:
+        self.write_bytes(views.encode(document))
+
+    def write_bytes(self, body: bytes) -> None:
+        self.set_header("Content-Type", JSON_TYPE)
+        self.finish(body)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors Tornado raises itself (bad UTF-8, a wrong method) as sentences too."""
+        error = kwargs.get("exc_info", (None, None))[1]
+        sentence = self._reason
+        if status_code >= 500:
+            sentence = "the server failed to answer this request; the error is in its log"
+        elif isinstance(error, web.HTTPError) and error.log_message:
+            sentence = error.log_message % error.args if error.args else error.log_message
+        self.set_header("Content-Type", JSON_TYPE)
+        self.finish(views.encode({"error": sentence}))
+
+    def absolute_url(self, path: str) -> str:
+        """An absolute URL on this server as the client sees it, behind a proxy too."""
+        headers = self.request.headers
+        scheme = first_value(headers.get("X-Forwarded-Proto")) or self.request.protocol
+        host = first_value(headers.get("X-Forwarded-Host")) or self.request.host
+        port = first_value(headers.get("X-Forwarded-Port"))
+        if port and ":" not in host.rsplit("]", 1)[-1]:
+            default = {"http": "80", "https": "443"}.get(scheme)
+            if port != default:
+                host = f"{host}:{port}"
+        prefix = (first_value(headers.get("X-Forwarded-Prefix")) or "").rstrip("/")
+        return f"{scheme}://{host}{prefix}{path}"
+
+    def job_urls(self, jobid: str) -> dict[str, str]:
+        query = "?jobid=" + quote(jobid, safe="")
+        return {name + "_url": self.absolute_url(f"/progress/{name}{query}")
+                for name in ("show", "render", "status")}
+
+
+def first_value(header: str | None) -> str:
+    """The first of a comma-separated proxy header (the one the client's proxy set)."""
+    return (header or "").split(",", 1)[0].strip()
+
+
+@web.stream_request_body
+class FormHandler(ApiHandler):
+    """An endpoint that also takes a form-encoded POST, whose size is checked before it is read,
+    so an oversized body is answered with a sentence instead of a dropped connection."""
+
+    def prepare(self) -> None:
+        self._body: list[bytes] = []
+        self._body_size = 0
+        limit = self.config.max_request_bytes
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            self.fail(413, f"the request body is {length} bytes, more than the limit of "
+                           f"{limit} (option --max-request-bytes)")
+            return
+        self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body.append(chunk)
+
+    async def post(self) -> None:
+        body = b"".join(self._body)
+        form: dict[str, list[bytes]] = {}
+        httputil.parse_body_arguments(self.request.headers.get("Content-Type", ""), body,
+                                      form, {}, self.request.headers)
+        for name, values in form.items():
+            self.request.body_arguments.setdefault(name, []).extend(values)
+            self.request.arguments.setdefault(name, []).extend(values)
+        await self.guarded()
+
+
+class CreateHandler(FormHandler):
+    async def respond(self) -> None:
+        jobid = params.identifier("jobid", self.arg("jobid"))
+        desc, truncated = params.description(self.arg("desc"))
+        job = self.store.create(jobid, desc)
+        self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
+                         "truncated": truncated, **self.job_urls(job.jobid)})
+
+
+class UpdateHandler(FormHandler):
+    async def respond(self) -> None:
+        jobid = params.identifier("jobid", self.arg("jobid"))
+        workid = params.identifier("workid", self.arg("workid"))
+        current = params.number("current", self.arg("current"))
+        total = params.number("total", self.arg("total"))
+        desc, truncated = params.description(self.arg("desc"))
+        ok = params.flag("ok", self.arg("ok"), default=True)
+        worker = self.store.update(jobid, workid, current, total, desc, ok)
+        self.write_json({"version": worker.version, "truncated": truncated})
+
+
+class DeleteHandler(FormHandler):
+    async def respond(self) -> None:
+        jobid = params.identifier("jobid", self.arg("jobid"))
+        self.store.delete(jobid)
+        self.write_json({"jobid": jobid, "deleted": True})
+
+
+class StatusHandler(ApiHandler):
+    async def respond(self) -> None:
+        job = self.store.get(params.identifier("jobid", self.arg("jobid")))
+        self.set_header("Cache-Control", "no-store")
+        self.write_bytes(views.full_body(job, time.time(), self.config.stale_after))
+
+
+class PollHandler(ApiHandler):
+    """Long poll: answers when the job's version moves past `since`, or at `timeout`."""
+
+    _parked: tuple[str, Any] | None = None
+    _gone = False
+
+    async def respond(self) -> None:
+        jobid = params.identifier("jobid", self.arg("jobid"))
+        since = params.version("since", self.arg("since"))
+        timeout = params.bounded("timeout", self.arg("timeout"), 25.0, 0.0, 60.0)
+        job = self.store.get(jobid)
+        self.set_header("Cache-Control", "no-store")
+        if job.version == since and timeout > 0:
+            future = self.waiters.add(job.key)
+            self._parked = (job.key, future)
+            await self.waiters.wait(job.key, future, timeout)
+            self._parked = None
+            if self._gone:
+                return
+            job = self.store.get(jobid)  # deleted or expired meanwhile: 404
+        self.write_bytes(views.poll_body(job, since, time.time(), self.config.stale_after))
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        if self._parked is not None:
+            self.waiters.discard(*self._parked)
+
+
+class HealthHandler(ApiHandler):
+    async def respond(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({
+            "status": "ok",
+            "jobs": len(self.store.jobs),
+            "workers": self.store.worker_count,
+            "waiters": self.waiters.count,
+            "version": self.store.version,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "last_snapshot": self.snapshotter.last_snapshot,
+        })
+
+
+class NotFoundHandler(ApiHandler):
+    async def respond(self) -> None:
+        self.fail(404, f"there is no endpoint {self.request.path!r}; see /progress/health and "
+                       "the README for the endpoints")
+

@@ -1,0 +1,267 @@
+"""The in-memory progress model: jobs, their workers, versions, expiry and limits.
+
+Nothing here knows about Tornado or HTTP, so the rules of ../shared/API.md that concern state
+can be tested alone, with an injected clock. The web layer calls `Store`; `Store` tells whoever
+listens (the long-poll waiters) which job changed, and nothing more.
+
+Hot path: `Store.update` is a dict lookup, a tuple build and a dict re-insert. Workers are
+immutable `Worker` tuples, so the snapshot writer can copy a job's worker list by reference and
+pack it in another thread while updates go on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+ID_MAX_CHARS = 256
+DESC_MAX_CHARS = 1024
+# Smoothing time constant of a worker's rate: a worker's speed is judged over about this long.
+RATE_TIME_CONSTANT_S = 30.0
+
+Number = int | float
+
+
+class ModelError(Exception):
+    """A domain error whose message is one plain sentence for the client."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadParameter(ModelError):
+    status = 400
+
+
+class UnknownJob(ModelError):
+    status = 404
+
+    def __init__(self, jobid: str) -> None:
+        super().__init__(f"no job with jobid {jobid!r}")
+
+
+class LimitReached(ModelError):
+    """A limit that protects the server; `status` is 413 or 429."""
+
+    def __init__(self, message: str, status: int = 429) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Worker(NamedTuple):
+    """One worker's last report. Immutable: an update replaces the tuple."""
+
+    workid: str
+    current: Number
+    total: Number
+    desc: str
+    ok: bool
+    updated: float
+    version: int
+    rate: float | None  # things per second, smoothed over about RATE_TIME_CONSTANT_S
+
+    @property
+    def fraction(self) -> float:
+        """Progress from 0 to 1; `current > total` counts as done, as the contract draws it."""
+        if self.current >= self.total:
+            return 1.0 if self.current > 0 or self.total > 0 else 0.0
+        return self.current / self.total
+
+
+def id_key(identifier: str) -> str:
+    """The key an id is stored under: a space and a `+` are the same character in an id."""
+    return identifier.replace("+", " ")
+
+
+def smoothed_rate(previous: Worker | None, current: Number, now: float) -> float | None:
+    """Things per second, an exponential moving average over recent updates."""
+    if previous is None or current < previous.current:
+        return None  # new worker, or one that started again: no speed known yet
+    elapsed = now - previous.updated
+    if elapsed <= 0:
+        return previous.rate
+    instant = (current - previous.current) / elapsed
+    if previous.rate is None:
+        return instant
+    weight = 1.0 - math.exp(-elapsed / RATE_TIME_CONSTANT_S)
+    return previous.rate + weight * (instant - previous.rate)
+
+
+class Job:
+    """A job and its workers, kept in the order they last changed (oldest change first)."""
+
+    __slots__ = ("cache", "created", "desc", "generation", "jobid", "key", "updated", "version",
+                 "workers")
+
+    def __init__(self, jobid: str, desc: str, now: float, version: int) -> None:
+        self.jobid = jobid
+        self.key = id_key(jobid)
+        self.desc = desc
+        self.created = now
+        self.updated = now
+        self.version = version
+        # The version at which this incarnation of the job was created: a poll from before it
+        # cannot be answered with a delta.
+        self.generation = version
+        self.workers: dict[str, Worker] = {}
+        # Answers built from this job (JSON bodies, PNGs), owned by the web layer and dropped
+        # whenever the job changes.
+        self.cache: dict[Any, Any] = {}
+
+    def changed_since(self, since: int) -> list[Worker] | None:
+        """The workers changed after version `since`, newest first; None when only the whole
+        job will do (a client from before this generation, or from a server that ran ahead, or a
+        delta no smaller than the whole)."""
+        if since < self.generation or since > self.version:
+            return None
+        changed = []
+        for worker in reversed(self.workers.values()):
+            if worker.version <= since:
+                break
+            changed.append(worker)
+        if self.workers and len(changed) == len(self.workers):
+            return None
+        return changed
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that protect the server; every one has a command-line option."""
+
+    max_jobs: int = 10_000
+    max_workers_per_job: int = 100_000
+    keep_seconds: float = 7 * 86400.0
+
+
+class Store:
+    """Every job, keyed by `id_key(jobid)`, with one version counter shared by all jobs.
+
+    Sharing one counter makes a re-created job's version greater than any it had before, and
+    starting it at the clock in microseconds makes versions keep rising across a restart that
+    lost the last snapshot interval.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.on_change = on_change or (lambda key: None)
+        self.jobs: dict[str, Job] = {}
+        self.version = int(clock() * 1_000_000)
+        self.worker_count = 0
+
+    def _next_version(self) -> int:
+        self.version += 1
+        return self.version
+
+    def _live(self, key: str) -> Job | None:
+        job = self.jobs.get(key)
+        if job is not None and self.clock() - job.updated > self.limits.keep_seconds:
+            self._drop(key)
+            return None
+        return job
+
+    def _drop(self, key: str) -> None:
+        job = self.jobs.pop(key)
+        self.worker_count -= len(job.workers)
+        self.version += 1  # a deletion is a change too: the snapshot must notice it
+        self.on_change(key)
+
+    def _check_room_for_job(self, key: str) -> None:
+        if key not in self.jobs and len(self.jobs) >= self.limits.max_jobs:
+            self.sweep()
+            if len(self.jobs) >= self.limits.max_jobs:
+                raise LimitReached(
+                    f"the server holds its limit of {self.limits.max_jobs} jobs "
+                    "(option --max-jobs); delete a job or wait for old ones to expire")
+
+    def get(self, jobid: str) -> Job:
+        """The live job named `jobid`; an expired one is gone from the moment it expires."""
+        job = self._live(id_key(jobid))
+        if job is None:
+            raise UnknownJob(jobid)
+        return job
+
+    def find(self, jobid: str) -> Job | None:
+        return self._live(id_key(jobid))
+
+    def create(self, jobid: str, desc: str) -> Job:
+        """Defines a job, replacing (and emptying) one of the same id."""
+        key = id_key(jobid)
+        old = self._live(key)
+        if old is None:
+            self._check_room_for_job(key)
+        else:
+            self.worker_count -= len(old.workers)
+        job = Job(jobid, desc, self.clock(), self._next_version())
+        self.jobs[key] = job
+        self.on_change(key)
+        return job
+
+    def update(self, jobid: str, workid: str, current: Number, total: Number, desc: str,
+               ok: bool) -> Worker:
+        """Records a worker's state, creating its job if there is none: updates may arrive
+        before the create, or after a crash lost the job."""
+        key = id_key(jobid)
+        job = self._live(key)
+        now = self.clock()
+        if job is None:
+            self._check_room_for_job(key)
+            job = Job(jobid, "", now, self._next_version())
+            self.jobs[key] = job
+        work_key = id_key(workid)
+        previous = job.workers.pop(work_key, None)
+        if previous is None:
+            if len(job.workers) >= self.limits.max_workers_per_job:
+                raise LimitReached(
+                    f"job {jobid!r} holds its limit of {self.limits.max_workers_per_job} workers"
+                    " (option --max-workers-per-job)")
+            self.worker_count += 1
+        else:
+            workid = previous.workid  # keep the spelling the worker first reported with
+        version = self._next_version()
+        worker = Worker(workid, current, total, desc, ok, now, version,
+                        smoothed_rate(previous, current, now))
+        # Re-inserting keeps `job.workers` ordered by last change, which makes a poll delta a
+        # walk from the end instead of a scan of every worker.
+        job.workers[work_key] = worker
+        job.version = version
+        job.updated = now
+        job.cache.clear()
+        self.on_change(key)
+        return worker
+
+    def delete(self, jobid: str) -> None:
+        key = id_key(jobid)
+        if self._live(key) is None:
+            raise UnknownJob(jobid)
+        self._drop(key)
+
+    def sweep(self) -> list[str]:
+        """Drops every expired job; returns their keys."""
+        deadline = self.clock() - self.limits.keep_seconds
+        expired = [key for key, job in self.jobs.items() if job.updated < deadline]
+        for key in expired:
+            self._drop(key)
+        return expired
+
+    def load(self, jobs: Iterable[Job], version: int) -> None:
+        """Replaces the state with jobs read from a snapshot, dropping any that expired since."""
+        self.jobs = {}
+        self.worker_count = 0
+        deadline = self.clock() - self.limits.keep_seconds
+        for job in jobs:
+            if job.updated >= deadline:
+                self.jobs[job.key] = job
+                self.worker_count += len(job.workers)
+        self.version = max(self.version, version)

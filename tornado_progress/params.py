@@ -1,0 +1,100 @@
+"""Parameter rules of ../shared/API.md: turn request strings into typed values or raise
+`BadParameter` with one sentence that names the parameter and says what was wrong.
+
+Pure functions, shared by every handler, so that a rule is written once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .model import DESC_MAX_CHARS, ID_MAX_CHARS, BadParameter, Number
+
+# Integers or decimals, optionally with an exponent: no signs, no nan/inf, no "1_000".
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_INT = re.compile(r"\d{1,18}")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# What reaches a user in a sentence: enough to recognise the value, never a flood.
+_QUOTE_MAX = 60
+
+
+def quoted(value: str) -> str:
+    """A client's value as it is quoted inside an error sentence."""
+    if len(value) > _QUOTE_MAX:
+        value = value[:_QUOTE_MAX] + "..."
+    return repr(value)
+
+
+def required(name: str, value: str | None) -> str:
+    if value is None:
+        raise BadParameter(f"{name} is required")
+    return value
+
+
+def identifier(name: str, value: str | None) -> str:
+    """A jobid or workid: 1 to 256 characters of any text."""
+    value = required(name, value)
+    if not value:
+        raise BadParameter(f"{name} must not be empty")
+    if len(value) > ID_MAX_CHARS:
+        raise BadParameter(
+            f"{name} must be at most {ID_MAX_CHARS} characters, got {len(value)}")
+    return value
+
+
+def number(name: str, value: str | None) -> Number:
+    """A finite number >= 0; kept as an int when it was written as one."""
+    value = required(name, value).strip()
+    if _INT.fullmatch(value):
+        return int(value)
+    if _NUMBER.fullmatch(value):
+        parsed = float(value)
+        if math.isfinite(parsed):
+            return parsed
+    raise BadParameter(f"{name} must be a number >= 0, got {quoted(value)}")
+
+
+def flag(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise BadParameter(
+        f"{name} must be one of 0, 1, false, true, no, yes, off, on; got {quoted(value)}")
+
+
+def description(value: str | None) -> tuple[str, bool]:
+    """Optional text, cut to 1,024 characters; also says whether it was cut."""
+    if value is None:
+        return "", False
+    if len(value) > DESC_MAX_CHARS:
+        return value[:DESC_MAX_CHARS], True
+    return value, False
+
+
+def bounded(name: str, value: str | None, default: float, low: float, high: float,
+            integer: bool = False) -> float:
+    """A number within [low, high], for options such as timeout, width and scale."""
+    if value is None:
+        return default
+    text = value.strip()
+    pattern = _INT if integer else _NUMBER
+    parsed = float(text) if pattern.fullmatch(text) else math.nan
+    if not low <= parsed <= high:
+        kind = "a whole number" if integer else "a number"
+        raise BadParameter(
+            f"{name} must be {kind} from {low:g} to {high:g}, got {quoted(value)}")
+    return parsed
+
+
+def version(name: str, value: str | None) -> int:
+    """A version cursor: a whole number >= 0."""
+    text = required(name, value).strip()
+    if not _INT.fullmatch(text):
+        raise BadParameter(f"{name} must be a whole number >= 0, got {quoted(text)}")
+    return int(text)

@@ -1,0 +1,158 @@
+"""The job JSON of ../shared/API.md (`status`, `poll`), with the figures a viewer needs: per
+worker its rate, ETA and stale flag, and a summary of the job.
+
+Bodies are built once per (job version, cursor) and kept on the job until it changes, so a
+hundred viewers woken by one update share one encoding. Nothing here knows about Tornado.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .model import Job, Worker
+
+# A cached body is reused for at most this long, because stale flags and `server_time` move
+# with the clock even while the job stands still.
+BODY_MAX_AGE_S = 1.0
+# Cursors a job keeps bodies for between two changes; past it the cache starts again, so that
+# clients polling with many different cursors cannot grow it without bound.
+CACHE_MAX_ENTRIES = 64
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts w2 before w10."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.casefold())
+                 for part in _DIGITS.split(text) if part)
+
+
+def worker_eta(worker: Worker) -> float | None:
+    """Seconds until the worker is done at its recent speed; None when unknown."""
+    if worker.fraction >= 1.0:
+        return 0.0
+    if not worker.rate or worker.rate <= 0:
+        return None
+    return (worker.total - worker.current) / worker.rate
+
+
+def worker_json(worker: Worker, now: float, stale_after: float) -> dict[str, Any]:
+    eta = worker_eta(worker)
+    return {
+        "workid": worker.workid,
+        "current": worker.current,
+        "total": worker.total,
+        "desc": worker.desc,
+        "ok": worker.ok,
+        "updated": worker.updated,
+        "fraction": worker.fraction,
+        "rate": worker.rate,
+        "eta_s": eta,
+        "stale": is_stale(worker, now, stale_after),
+    }
+
+
+def is_stale(worker: Worker, now: float, stale_after: float) -> bool:
+    """A worker that is neither done nor failed and has not been heard from for a while."""
+    return worker.ok and worker.fraction < 1.0 and now - worker.updated > stale_after
+
+
+def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
+    """Counts by state, overall fraction (the mean of the workers') and overall ETA (the
+    slowest running worker's, None while any running worker's speed is unknown)."""
+    running = done = failed = stale = 0
+    fraction_sum = 0.0
+    eta: float | None = 0.0
+    for worker in job.workers.values():
+        fraction = worker.fraction
+        fraction_sum += fraction
+        if not worker.ok:
+            failed += 1
+        elif fraction >= 1.0:
+            done += 1
+        else:
+            running += 1
+            if now - worker.updated > stale_after:
+                stale += 1
+            worker_left = worker_eta(worker)
+            eta = None if eta is None or worker_left is None else max(eta, worker_left)
+    count = len(job.workers)
+    return {
+        "workers": count,
+        "running": running,
+        "done": done,
+        "failed": failed,
+        "stale": stale,
+        "fraction": fraction_sum / count if count else 0.0,
+        "eta_s": eta if running else (0.0 if count else None),
+    }
+
+
+def job_json(job: Job, workers: list[Worker], full: bool, now: float,
+             stale_after: float) -> dict[str, Any]:
+    return {
+        "jobid": job.jobid,
+        "desc": job.desc,
+        "version": job.version,
+        "generation": job.generation,
+        "created": job.created,
+        "updated": job.updated,
+        "server_time": now,
+        "full": full,
+        "summary": summary(job, now, stale_after),
+        "workers": [worker_json(worker, now, stale_after) for worker in workers],
+    }
+
+
+def sorted_workers(job: Job) -> list[Worker]:
+    return sorted(job.workers.values(), key=lambda worker: natural_key(worker.workid))
+
+
+def encode(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def remember(job: Job, key: Any, value: Any) -> None:
+    """Keeps `value` on the job until it changes, within CACHE_MAX_ENTRIES entries."""
+    if len(job.cache) >= CACHE_MAX_ENTRIES:
+        job.cache.clear()
+    job.cache[key] = value
+
+
+def _cached(job: Job, key: Any, now: float) -> bytes | None:
+    entry = job.cache.get(key)
+    if entry is not None and now - entry[0] <= BODY_MAX_AGE_S:
+        return entry[1]  # type: ignore[no-any-return]
+    return None
+
+
+def full_body(job: Job, now: float, stale_after: float) -> bytes:
+    """The whole job, workers in natural order: `status`, and `poll` when a delta won't do."""
+    key = ("full", job.version)
+    body = _cached(job, key, now)
+    if body is None:
+        body = encode(job_json(job, sorted_workers(job), True, now, stale_after))
+        remember(job, key, (now, body))
+    return body
+
+
+def poll_body(job: Job, since: int, now: float, stale_after: float) -> bytes:
+    """The answer to a poll from version `since`: a delta when one is possible and smaller."""
+    if job.version == since:
+        # Timed out with no change: the current version, no workers.
+        return encode(timeout_json(job, now))
+    changed = job.changed_since(since)
+    if changed is None:
+        return full_body(job, now, stale_after)
+    key = ("delta", since, job.version)
+    body = _cached(job, key, now)
+    if body is None:
+        body = encode(job_json(job, changed, False, now, stale_after))
+        remember(job, key, (now, body))
+    return body
+
+
+def timeout_json(job: Job, now: float) -> dict[str, Any]:
+    return {"jobid": job.jobid, "version": job.version, "generation": job.generation,
+            "server_time": now, "full": False, "workers": []}
