@@ -9,7 +9,7 @@ from typing import Any
 
 from tornado import web
 
-from . import handlers, pages, palette
+from . import handlers, pages, palette, render_handler
 from .config import Settings
 from .longpoll import Waiters
 from .model import Store
@@ -38,7 +38,7 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         ("poll", handlers.PollHandler),
         ("health", handlers.HealthHandler),
         ("show", pages.ShowHandler),
-        ("render", pages.RenderHandler),
+        ("render", render_handler.RenderHandler),
     ]
     return web.Application(
         [(rf"/progress/{name}", handler, deps) for name, handler in routes],

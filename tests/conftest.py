@@ -1,0 +1,98 @@
+"""Fixtures shared by the tests: an injected clock, a store, and the app for pytest-tornado."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from tornado.web import Application
+
+from tornado_progress.app import make_app
+from tornado_progress.config import Settings
+from tornado_progress.longpoll import Waiters
+from tornado_progress.model import Limits, Store
+from tornado_progress.snapshots import Snapshotter
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_764_391_200.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, limits: Limits) -> Settings:
+    return Settings(snapshot_dir=tmp_path / "snapshots", limits=limits)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    return Store(settings.limits)
+
+
+@pytest.fixture
+def waiters() -> Waiters:
+    return Waiters()
+
+
+@pytest.fixture
+def snapshotter(store: Store, settings: Settings) -> Snapshotter:
+    return Snapshotter(store, settings.snapshot_dir)
+
+
+@pytest.fixture
+def app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
+        settings: Settings) -> Application:
+    return make_app(store, waiters, snapshotter, settings)
+
+
+Fetch = Callable[..., Coroutine[Any, Any, HTTPResponse]]
+
+
+@pytest.fixture
+def fetch(http_client: AsyncHTTPClient, base_url: str) -> Fetch:
+    """`await fetch("update", jobid=..., ...)`: GET (or POST with `method="POST"`) an endpoint
+    with parameters; never raises on an error status."""
+
+    async def call(endpoint: str, method: str = "GET", headers: dict[str, str] | None = None,
+                   body: str | bytes | None = None, **params: Any) -> HTTPResponse:
+        query = urlencode(params)
+        url = f"{base_url}/progress/{endpoint}"
+        if method == "POST":
+            if body is None:
+                body = query
+        elif query:
+            url += "?" + query
+        response: HTTPResponse = await http_client.fetch(
+            url, method=method, body=body, headers=headers, raise_error=False,
+            allow_nonstandard_methods=True, request_timeout=70)
+        return response
+
+    return call
+
+
+def as_json(response: HTTPResponse) -> Any:
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
