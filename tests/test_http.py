@@ -1,0 +1,288 @@
+"""Every JSON endpoint through HTTP: the parameter rules, error sentences, 404 forms, POST
+forms, id equivalence, limits and proxy headers of ../shared/API.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+
+from tests.conftest import Fetch, as_json
+from tornado_progress.config import Settings
+from tornado_progress.model import Limits, Store
+
+UPDATE = {"jobid": "j1", "workid": "w1", "current": "5", "total": "22"}
+
+
+async def raw(http_client: AsyncHTTPClient, base_url: str, path_and_query: str,
+              **kwargs: object) -> HTTPResponse:
+    """A request with the query string exactly as written, as an unencoded curl sends it."""
+    response: HTTPResponse = await http_client.fetch(
+        base_url + path_and_query, raise_error=False, **kwargs)  # type: ignore[arg-type]
+    return response
+
+
+@pytest.mark.gen_test
+async def test_create_answers_absolute_urls(fetch: Fetch, base_url: str) -> None:
+    answer = as_json(await fetch("create", jobid="my job+1", desc="Testing"))
+    assert answer["jobid"] == "my job+1"
+    assert answer["desc"] == "Testing"
+    assert answer["truncated"] is False
+    assert answer["show_url"] == base_url + "/progress/show?jobid=my%20job%2B1"
+    assert answer["render_url"] == base_url + "/progress/render?jobid=my%20job%2B1"
+
+
+@pytest.mark.gen_test
+async def test_create_urls_honour_forwarded_headers(fetch: Fetch) -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ws.example.org, inner",
+               "X-Forwarded-Prefix": "/tools/"}
+    answer = as_json(await fetch("create", jobid="j", headers=headers))
+    assert answer["show_url"] == "https://ws.example.org/tools/progress/show?jobid=j"
+    headers = {"X-Forwarded-Proto": "http", "X-Forwarded-Host": "proxy",
+               "X-Forwarded-Port": "8080"}
+    answer = as_json(await fetch("create", jobid="j", headers=headers))
+    assert answer["render_url"] == "http://proxy:8080/progress/render?jobid=j"
+
+
+@pytest.mark.gen_test
+async def test_update_then_status(fetch: Fetch) -> None:
+    response = await fetch("update", **UPDATE, desc="lots of RFI")
+    assert response.code == 200
+    assert as_json(response)["truncated"] is False
+    status = as_json(await fetch("status", jobid="j1"))
+    assert status["jobid"] == "j1"
+    assert status["desc"] == ""
+    assert status["full"] is True
+    for field in ("version", "created", "updated", "server_time"):
+        assert isinstance(status[field], (int, float))
+    [worker] = status["workers"]
+    assert worker["workid"] == "w1"
+    assert (worker["current"], worker["total"]) == (5, 22)
+    assert worker["desc"] == "lots of RFI"
+    assert worker["ok"] is True
+    assert isinstance(worker["updated"], float)
+
+
+@pytest.mark.gen_test
+async def test_post_forms_work_like_get(fetch: Fetch) -> None:
+    response = await fetch("create", method="POST", jobid="posted", desc="a b&c")
+    assert response.code == 200, response.body
+    response = await fetch("update", method="POST", jobid="posted", workid="w",
+                           current="1.5", total="3", ok="no")
+    assert response.code == 200, response.body
+    status = as_json(await fetch("status", jobid="posted"))
+    assert status["desc"] == "a b&c"
+    assert status["workers"][0]["ok"] is False
+    assert status["workers"][0]["current"] == 1.5
+    response = await fetch("delete", method="POST", jobid="posted")
+    assert response.code == 200
+    assert (await fetch("status", jobid="posted")).code == 404
+
+
+@pytest.mark.gen_test
+async def test_post_body_errors_are_sentences(fetch: Fetch) -> None:
+    response = await fetch("update", method="POST", jobid="j", workid="w", current="x",
+                           total="1")
+    assert response.code == 400
+    assert as_json(response)["error"] == "current must be a number >= 0, got 'x'"
+
+
+@pytest.mark.gen_test
+async def test_plus_unencoded_and_encoded_name_the_same_job(
+        http_client: AsyncHTTPClient, base_url: str, fetch: Fetch) -> None:
+    jobid = "me:2026-11-29T05:00:00,123456789+00:00"
+    # curl without --data-urlencode: the + arrives raw and decodes as a space
+    created = await raw(http_client, base_url, f"/progress/create?jobid={jobid}&desc=My+Job")
+    assert created.code == 200
+    # requests encodes the + as %2B
+    await fetch("update", jobid=jobid, workid="flagger1", current=7, total=50)
+    status = as_json(await fetch("status", jobid=jobid))
+    assert status["desc"] == "My Job"
+    assert [w["workid"] for w in status["workers"]] == ["flagger1"]
+    same = await raw(http_client, base_url, f"/progress/status?jobid={jobid}")
+    assert as_json(same)["version"] == status["version"]
+
+
+@pytest.mark.gen_test
+async def test_update_before_create_then_create_resets(fetch: Fetch) -> None:
+    await fetch("update", **UPDATE)
+    before = as_json(await fetch("status", jobid="j1"))
+    created = as_json(await fetch("create", jobid="j1", desc="run 2"))
+    assert created["version"] > before["version"]
+    after = as_json(await fetch("status", jobid="j1"))
+    assert after["workers"] == []
+    assert after["desc"] == "run 2"
+    await fetch("update", **UPDATE)
+    assert len(as_json(await fetch("status", jobid="j1"))["workers"]) == 1
+
+
+@pytest.mark.gen_test
+async def test_version_rises_on_every_change(fetch: Fetch) -> None:
+    versions = [as_json(await fetch("create", jobid="j1"))["version"]]
+    for current in ("1", "2", "2"):
+        versions.append(as_json(await fetch("update", **{**UPDATE, "current": current}))
+                        ["version"])
+    versions.append(as_json(await fetch("status", jobid="j1"))["version"])
+    assert versions[:-1] == sorted(set(versions[:-1]))
+    assert versions[-1] == versions[-2]
+
+
+@pytest.mark.gen_test
+async def test_desc_is_truncated_and_the_answer_says_so(fetch: Fetch) -> None:
+    answer = as_json(await fetch("update", **UPDATE, desc="é" * 1500))
+    assert answer["truncated"] is True
+    worker = as_json(await fetch("status", jobid="j1"))["workers"][0]
+    assert worker["desc"] == "é" * 1024
+    answer = as_json(await fetch("create", jobid="j2", desc="x" * 1025))
+    assert answer["truncated"] is True
+    assert answer["desc"] == "x" * 1024
+
+
+BAD_UPDATES = [
+    ({"jobid": None}, "jobid is required"),
+    ({"jobid": ""}, "jobid must not be empty"),
+    ({"jobid": "x" * 257}, "jobid must be at most 256 characters, got 257"),
+    ({"workid": None}, "workid is required"),
+    ({"workid": ""}, "workid must not be empty"),
+    ({"current": None}, "current is required"),
+    ({"current": "abc"}, "current must be a number >= 0, got 'abc'"),
+    ({"current": "-1"}, "current must be a number >= 0, got '-1'"),
+    ({"total": "abc"}, "total must be a number >= 0, got 'abc'"),
+    ({"total": "nan"}, "total must be a number >= 0, got 'nan'"),
+    ({"total": "inf"}, "total must be a number >= 0, got 'inf'"),
+    ({"ok": "perhaps"}, "ok must be one of 0, 1, false, true, no, yes, off, on; got 'perhaps'"),
+]
+
+
+@pytest.mark.parametrize(("change", "sentence"), BAD_UPDATES)
+@pytest.mark.gen_test
+async def test_bad_update_is_400_with_a_sentence_and_changes_nothing(
+        fetch: Fetch, store: Store, change: dict[str, str | None], sentence: str) -> None:
+    await fetch("update", **UPDATE)
+    version = store.version
+    query = {k: v for k, v in {**UPDATE, **change}.items() if v is not None}
+    response = await fetch("update", **query)
+    assert response.code == 400
+    assert as_json(response) == {"error": sentence}
+    assert store.version == version
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0", False), ("FALSE", False), ("no", False),
+                                           ("Off", False), ("1", True), ("True", True),
+                                           ("YES", True), ("on", True)])
+@pytest.mark.gen_test
+async def test_ok_values(fetch: Fetch, value: str, ok: bool) -> None:
+    await fetch("update", **UPDATE, ok=value)
+    assert as_json(await fetch("status", jobid="j1"))["workers"][0]["ok"] is ok
+
+
+@pytest.mark.gen_test
+async def test_zero_total_and_current_above_total(fetch: Fetch) -> None:
+    assert (await fetch("update", **{**UPDATE, "total": "0", "current": "0"})).code == 200
+    assert (await fetch("update", **{**UPDATE, "workid": "w2", "current": "30"})).code == 200
+    workers = as_json(await fetch("status", jobid="j1"))["workers"]
+    assert [(w["current"], w["total"], w["fraction"]) for w in workers] == [
+        (0, 0, 0.0), (30, 22, 1.0)]
+
+
+@pytest.mark.gen_test
+async def test_unknown_job_is_404_everywhere(fetch: Fetch) -> None:
+    for endpoint, extra in (("status", {}), ("poll", {"since": "0"}), ("delete", {})):
+        response = await fetch(endpoint, jobid="nope", **extra)
+        assert response.code == 404, endpoint
+        assert as_json(response) == {"error": "no job with jobid 'nope'"}
+    show = await fetch("show", jobid="nope")
+    assert show.code == 404
+    assert show.headers["Content-Type"].startswith("text/html")
+    render = await fetch("render", jobid="nope")
+    assert render.code == 404
+    assert render.headers["Content-Type"] == "image/png"
+    assert render.body.startswith(b"\x89PNG")
+
+
+@pytest.mark.gen_test
+async def test_delete(fetch: Fetch) -> None:
+    await fetch("update", **UPDATE)
+    response = await fetch("delete", jobid="j1")
+    assert response.code == 200
+    assert as_json(response)["deleted"] is True
+    assert (await fetch("delete", jobid="j1")).code == 404
+
+
+@pytest.mark.gen_test
+async def test_health(fetch: Fetch, snapshotter: object) -> None:
+    await fetch("update", **UPDATE)
+    await fetch("update", **{**UPDATE, "workid": "w2"})
+    health = as_json(await fetch("health"))
+    assert health["jobs"] == 1
+    assert health["workers"] == 2
+    assert health["uptime_s"] >= 0
+    assert health["last_snapshot"] is None
+    assert health["waiters"] == 0
+
+
+@pytest.mark.gen_test
+async def test_unknown_parameters_are_ignored(fetch: Fetch) -> None:
+    assert (await fetch("update", **UPDATE, colour="blue")).code == 200
+
+
+@pytest.mark.gen_test
+async def test_bad_utf8_is_a_400_sentence(http_client: AsyncHTTPClient, base_url: str) -> None:
+    response = await raw(http_client, base_url, "/progress/update?jobid=%ff&workid=w&current=1"
+                         "&total=2")
+    assert response.code == 400
+    assert "jobid" in as_json(response)["error"]
+
+
+@pytest.mark.gen_test
+async def test_wrong_method_and_unknown_path_are_json(fetch: Fetch,
+                                                      http_client: AsyncHTTPClient,
+                                                      base_url: str) -> None:
+    response = await fetch("status", method="POST", jobid="j")
+    assert response.code == 405
+    assert "error" in as_json(response)
+    response = await raw(http_client, base_url, "/progress/nothing")
+    assert response.code == 404
+    assert "/progress/nothing" in as_json(response)["error"]
+
+
+@pytest.mark.gen_test
+async def test_oversized_body_is_413_with_a_sentence(fetch: Fetch, store: Store) -> None:
+    response = await fetch("update", method="POST", body="desc=" + "x" * 70_000 + "&jobid=j"
+                           "&workid=w&current=1&total=2")
+    assert response.code == 413
+    assert "--max-request-bytes" in as_json(response)["error"]
+    assert store.jobs == {}
+
+
+@pytest.mark.parametrize("limits", [Limits(max_jobs=2)])
+@pytest.mark.gen_test
+async def test_job_limit_is_429_and_keeps_existing_jobs(fetch: Fetch, limits: Limits) -> None:
+    await fetch("create", jobid="a")
+    await fetch("update", jobid="b", workid="w", current=1, total=2)
+    response = await fetch("create", jobid="c")
+    assert response.code == 429
+    assert as_json(response)["error"].startswith("the server holds its limit of 2 jobs")
+    for jobid in ("a", "b"):
+        assert (await fetch("status", jobid=jobid)).code == 200
+
+
+@pytest.mark.parametrize("limits", [Limits(max_workers_per_job=1)])
+@pytest.mark.gen_test
+async def test_worker_limit_is_429(fetch: Fetch, limits: Limits) -> None:
+    await fetch("update", **UPDATE)
+    response = await fetch("update", **{**UPDATE, "workid": "w2"})
+    assert response.code == 429
+    assert "--max-workers-per-job" in as_json(response)["error"]
+
+
+@pytest.mark.gen_test
+async def test_status_is_not_cached_by_browsers(fetch: Fetch) -> None:
+    await fetch("update", **UPDATE)
+    response = await fetch("status", jobid="j1")
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_settings_fixture_uses_a_temporary_folder(settings: Settings, tmp_path: Path) -> None:
+    assert settings.snapshot_dir.parent == tmp_path

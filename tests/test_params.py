@@ -1,0 +1,95 @@
+"""The parameter rules of the contract, each with its error sentence."""
+
+from __future__ import annotations
+
+import pytest
+
+from tornado_progress import params
+from tornado_progress.model import BadParameter
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("5", 5), ("0", 0), ("22.5", 22.5), (".5", 0.5), ("5.", 5.0), ("1e3", 1000.0),
+    ("12345678901234567890", 1.2345678901234567e19),
+])
+def test_numbers_accepted(text: str, value: float) -> None:
+    parsed = params.number("total", text)
+    assert parsed == value
+    assert type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "nan", "inf", "Infinity", "", "1_000", "0x10",
+                                  "1e999", "5 5", "--5"])
+def test_numbers_rejected_with_a_sentence_naming_the_parameter(text: str) -> None:
+    with pytest.raises(BadParameter) as raised:
+        params.number("total", text)
+    assert raised.value.message == f"total must be a number >= 0, got {text.strip()!r}"
+
+
+def test_missing_number_is_required() -> None:
+    with pytest.raises(BadParameter, match="^current is required$"):
+        params.number("current", None)
+
+
+@pytest.mark.parametrize("text", ["0", "false", "No", "OFF", "FALSE"])
+def test_ok_false_values(text: str) -> None:
+    assert params.flag("ok", text, default=True) is False
+
+
+@pytest.mark.parametrize("text", ["1", "true", "Yes", "ON"])
+def test_ok_true_values(text: str) -> None:
+    assert params.flag("ok", text, default=False) is True
+
+
+def test_ok_absent_is_true_and_garbage_is_rejected() -> None:
+    assert params.flag("ok", None, default=True) is True
+    with pytest.raises(BadParameter, match="^ok must be one of"):
+        params.flag("ok", "maybe", default=True)
+    with pytest.raises(BadParameter, match="^ok must be one of"):
+        params.flag("ok", "", default=True)
+
+
+def test_identifier_bounds() -> None:
+    assert params.identifier("jobid", "x" * 256) == "x" * 256
+    assert params.identifier("workid", " ") == " "
+    with pytest.raises(BadParameter, match="^jobid must be at most 256 characters, got 257$"):
+        params.identifier("jobid", "x" * 257)
+    with pytest.raises(BadParameter, match="^workid must not be empty$"):
+        params.identifier("workid", "")
+    with pytest.raises(BadParameter, match="^jobid is required$"):
+        params.identifier("jobid", None)
+
+
+def test_identifier_counts_characters_not_bytes() -> None:
+    assert params.identifier("jobid", "é" * 256) == "é" * 256
+
+
+def test_description_is_cut_and_says_so() -> None:
+    assert params.description(None) == ("", False)
+    assert params.description("d" * 1024) == ("d" * 1024, False)
+    assert params.description("d" * 1025) == ("d" * 1024, True)
+
+
+@pytest.mark.parametrize("text", ["-1", "61", "abc", "nan", ""])
+def test_bounded_rejects_out_of_range(text: str) -> None:
+    with pytest.raises(BadParameter, match=r"^timeout must be a number from 0 to 60, got"):
+        params.bounded("timeout", text, 25, 0, 60)
+
+
+def test_bounded_default_and_whole_numbers() -> None:
+    assert params.bounded("timeout", None, 25, 0, 60) == 25
+    assert params.bounded("width", "300", 800, 200, 4000, integer=True) == 300
+    with pytest.raises(BadParameter, match="^width must be a whole number from 200 to 4000"):
+        params.bounded("width", "300.5", 800, 200, 4000, integer=True)
+
+
+def test_long_values_are_cut_in_sentences() -> None:
+    with pytest.raises(BadParameter) as raised:
+        params.number("total", "x" * 10_000)
+    assert len(raised.value.message) < 120
+
+
+def test_version_cursor() -> None:
+    assert params.version("since", "17") == 17
+    with pytest.raises(BadParameter, match="^since must be a whole number >= 0, got '-1'$"):
+        params.version("since", "-1")
