@@ -136,7 +136,8 @@ class Snapshotter:
         self.store = store
         self.directory = Path(directory)
         self.keep_files = keep_files
-        self.saved_version: int | None = None
+        # Nothing to write until the state moves past what it is now (empty, or just loaded).
+        self.saved_version = store.version
         self.last_snapshot: float | None = None
         self._lock = asyncio.Lock()
 
