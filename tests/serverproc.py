@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class ErrorStatus(Exception):
+    """An answer with a 4xx or 5xx status, its body already read."""
+
+    def __init__(self, code: int, body: bytes) -> None:
+        super().__init__(f"HTTP {code}: {body[:200]!r}")
+        self.code = code
+        self.body = body
 
 
 class ServerProcess:
@@ -41,12 +51,13 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tornado_progress", "--host", "127.0.0.1",
-             "--port", str(self.port), "--snapshot-dir", str(self.snapshot_dir), *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with self.log_path.open("a") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tornado_progress", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--snapshot-dir", str(self.snapshot_dir),
+                 *self.extra],
+                stdout=log, stderr=subprocess.STDOUT, text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -62,10 +73,14 @@ class ServerProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def get(self, endpoint: str, timeout: float = 10.0) -> Any:
-        """GET /progress/<endpoint> and decode its JSON; HTTPError for an error status."""
-        with urllib.request.urlopen(f"{self.base_url}/progress/{endpoint}",
-                                    timeout=timeout) as response:
-            return json.loads(response.read())
+        """GET /progress/<endpoint> and decode its JSON; `ErrorStatus` for an error status."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/progress/{endpoint}",
+                                        timeout=timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                raise ErrorStatus(error.code, error.read()) from None
 
     def signal(self, signum: int) -> int:
         """Sends `signum` and waits for the exit; returns the exit code."""
@@ -93,4 +108,4 @@ def running_server(snapshot_dir: Path, *extra: str, port: int | None = None
         server.stop()
 
 
-__all__ = ["ServerProcess", "free_port", "running_server"]
+__all__ = ["ErrorStatus", "ServerProcess", "free_port", "running_server"]

@@ -19,7 +19,7 @@ async def raw(http_client: AsyncHTTPClient, base_url: str, path_and_query: str,
               **kwargs: object) -> HTTPResponse:
     """A request with the query string exactly as written, as an unencoded curl sends it."""
     response: HTTPResponse = await http_client.fetch(
-        base_url + path_and_query, raise_error=False, **kwargs)  # type: ignore[arg-type]
+        base_url + path_and_query, raise_error=False, **kwargs)
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import FakeClock
-from tornado_progress.model import Limits, LimitReached, Store, UnknownJob, Worker
+from tornado_progress.model import LimitReached, Limits, Store, UnknownJob, Worker
 
 
 def make_store(clock: FakeClock, **limits: float) -> tuple[Store, list[str]]:

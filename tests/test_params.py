@@ -27,7 +27,7 @@ def test_numbers_rejected_with_a_sentence_naming_the_parameter(text: str) -> Non
 
 
 def test_missing_number_is_required() -> None:
-    with pytest.raises(BadParameter, match="^current is required$"):
+    with pytest.raises(BadParameter, match=r"^current is required$"):
         params.number("current", None)
 
 
@@ -43,20 +43,20 @@ def test_ok_true_values(text: str) -> None:
 
 def test_ok_absent_is_true_and_garbage_is_rejected() -> None:
     assert params.flag("ok", None, default=True) is True
-    with pytest.raises(BadParameter, match="^ok must be one of"):
+    with pytest.raises(BadParameter, match=r"^ok must be one of"):
         params.flag("ok", "maybe", default=True)
-    with pytest.raises(BadParameter, match="^ok must be one of"):
+    with pytest.raises(BadParameter, match=r"^ok must be one of"):
         params.flag("ok", "", default=True)
 
 
 def test_identifier_bounds() -> None:
     assert params.identifier("jobid", "x" * 256) == "x" * 256
     assert params.identifier("workid", " ") == " "
-    with pytest.raises(BadParameter, match="^jobid must be at most 256 characters, got 257$"):
+    with pytest.raises(BadParameter, match=r"^jobid must be at most 256 characters, got 257$"):
         params.identifier("jobid", "x" * 257)
-    with pytest.raises(BadParameter, match="^workid must not be empty$"):
+    with pytest.raises(BadParameter, match=r"^workid must not be empty$"):
         params.identifier("workid", "")
-    with pytest.raises(BadParameter, match="^jobid is required$"):
+    with pytest.raises(BadParameter, match=r"^jobid is required$"):
         params.identifier("jobid", None)
 
 
@@ -79,7 +79,7 @@ def test_bounded_rejects_out_of_range(text: str) -> None:
 def test_bounded_default_and_whole_numbers() -> None:
     assert params.bounded("timeout", None, 25, 0, 60) == 25
     assert params.bounded("width", "300", 800, 200, 4000, integer=True) == 300
-    with pytest.raises(BadParameter, match="^width must be a whole number from 200 to 4000"):
+    with pytest.raises(BadParameter, match=r"^width must be a whole number from 200 to 4000"):
         params.bounded("width", "300.5", 800, 200, 4000, integer=True)
 
 
@@ -91,5 +91,5 @@ def test_long_values_are_cut_in_sentences() -> None:
 
 def test_version_cursor() -> None:
     assert params.version("since", "17") == 17
-    with pytest.raises(BadParameter, match="^since must be a whole number >= 0, got '-1'$"):
+    with pytest.raises(BadParameter, match=r"^since must be a whole number >= 0, got '-1'$"):
         params.version("since", "-1")
