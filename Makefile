@@ -9,7 +9,7 @@ PORT ?= 8000
 # draws with, python3-venv for the virtualenv, and chromium for the browser tests.
 DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core chromium
 
-.PHONY: setup system-packages run test lint bench clean
+.PHONY: setup system-packages run test lint bench bench-setup clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -33,7 +33,17 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest
 
-bench: setup
+# The benchmark's peers stay out of the project's virtualenv: Debian's wrk and Prometheus
+# Pushgateway, and Progressista in a virtualenv of its own under bench/ (ignored by git).
+BENCH_DEB_PACKAGES := wrk prometheus-pushgateway
+PEER_VENV := bench/.venv-progressista
+
+bench-setup: setup
+	@./tools/install-system-packages $(BENCH_DEB_PACKAGES)
+	@test -x $(PEER_VENV)/bin/progressista || { $(PYTHON) -m venv $(PEER_VENV) && \
+		$(PEER_VENV)/bin/python -m pip install --quiet progressista; }
+
+bench: bench-setup
 	$(PY) -m bench
 
 clean:

@@ -241,7 +241,10 @@ async def test_wrong_method_and_unknown_path_are_json(fetch: Fetch,
                                                       base_url: str) -> None:
     response = await fetch("status", method="POST", jobid="j")
     assert response.code == 405
-    assert "error" in as_json(response)
+    assert as_json(response) == {"error": "POST is not allowed on /progress/status; use GET"}
+    response = await fetch("update", method="PUT", jobid="j")
+    assert as_json(response) == {"error": "PUT is not allowed on /progress/update; use GET or "
+                                          "POST"}
     response = await raw(http_client, base_url, "/progress/nothing")
     assert response.code == 404
     assert "/progress/nothing" in as_json(response)["error"]

@@ -65,12 +65,18 @@ class ApiHandler(web.RequestHandler):
         """Errors Tornado raises itself (bad UTF-8, a wrong method) as sentences too."""
         error = kwargs.get("exc_info", (None, None))[1]
         sentence = self._reason
-        if status_code >= 500:
+        if status_code == 405:
+            allowed = "GET or POST" if isinstance(self, FormHandler) else "GET"
+            sentence = f"{self.request.method} is not allowed on {self.request.path}; use {allowed}"
+        elif status_code >= 500:
             sentence = "the server failed to answer this request; the error is in its log"
         elif isinstance(error, web.HTTPError) and error.log_message:
             sentence = error.log_message % error.args if error.args else error.log_message
         self.set_header("Content-Type", JSON_TYPE)
         self.finish(views.encode({"error": sentence}))
+
+    def compute_etag(self) -> str | None:
+        return None  # JSON answers are live state: no point hashing every body
 
     def absolute_url(self, path: str) -> str:
         """An absolute URL on this server as the client sees it, behind a proxy too."""
