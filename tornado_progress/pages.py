@@ -1,16 +1,64 @@
 """The `show` page: the live chart of a job for people in a browser.
 
-Every user-supplied string reaches the page through Tornado's autoescaping template
-expressions, never as markup.
+The page is plain HTML from templates/show.html with its script and styles from static/. It
+carries the job's first full JSON (the body `status` would send) so that the chart appears with
+the page, then follows the job by long polling `poll` from the browser.
+
+Every user-supplied string reaches the page either through Tornado's autoescaping template
+expressions or inside that JSON, where every `<` is written `\\u003c` so that no string can
+close the script element; the browser script puts strings in as text, never as markup.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import quote
 
 from . import params, views
 from .handlers import ApiHandler
+from .model import Job
+
+# Defence in depth behind the escaping: scripts and requests only from this server. Inline
+# styles stay allowed for the palette's custom properties in templates/base.html.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+
+# Where the app serves static/ (app.py); the page lives at /progress/show.
+STATIC_PREFIX = "/progress/"
+
+
+def script_json(body: bytes) -> str:
+    """A JSON body made safe to sit inside <script type="application/json">.
+
+    Only `<` can end the element (`</script>`) or switch the parser's state (`<!--`); outside
+    strings JSON has no `<`, and inside strings `\\u003c` decodes to the same character.
+    """
+    return body.decode().replace("<", "\\u003c")
+
+
+def percent(fraction: float) -> int:
+    """Whole percent, rounded down so that 100 % means done, as the browser script shows it."""
+    return int(100 * min(max(fraction, 0.0), 1.0) + 1e-9)
+
+
+def duration(seconds: float | None) -> str:
+    """A span of time as the browser script writes it ("4 min 12 s"); a dash when unknown."""
+    if seconds is None:
+        return "\u2014"
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        major, unit, minor, minor_unit = whole // 60, "min", whole % 60, "s"
+    elif whole < 86400:
+        major, unit, minor, minor_unit = whole // 3600, "h", whole // 60 % 60, "min"
+    else:
+        major, unit, minor, minor_unit = whole // 86400, "d", whole // 3600 % 24, "h"
+    return f"{major} {unit} {minor} {minor_unit}" if minor else f"{major} {unit}"
 
 
 class ShowHandler(ApiHandler):
@@ -18,17 +66,32 @@ class ShowHandler(ApiHandler):
         jobid = params.identifier("jobid", self.arg("jobid"))
         job = self.store.find(jobid)
         self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Content-Type-Options", "nosniff")
         if job is None:
             self.set_status(404)
             self.render("not_found.html", jobid=jobid)
             return
+        self.render_job(job)
+
+    def render_job(self, job: Job) -> None:
         now = time.time()
-        self.render("show.html", job=job, workers=views.sorted_workers(job),
-                    summary=views.summary(job, now, self.config.stale_after),
-                    now=now, stale_after=self.config.stale_after,
-                    render_query="?jobid=" + quote(jobid, safe=""))
+        stale_after = self.config.stale_after
+        summary = views.summary(job, now, stale_after)
+        self.render("show.html", job=job, summary=summary, percent=percent(summary["fraction"]),
+                    stale_after=stale_after, elapsed=duration(now - job.created),
+                    eta=duration(summary["eta_s"]),
+                    initial_json=script_json(views.full_body(job, now, stale_after)),
+                    render_query="?jobid=" + quote(job.jobid, safe=""))
+
+    def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:
+        """Relative to the page (`static/...` from `/progress/show`), so that the page still
+        finds its files behind a proxy that serves it under a prefix."""
+        url = super().static_url(path, include_host, **kwargs)
+        return url.removeprefix(STATIC_PREFIX) if not include_host else url
 
     def fail(self, status: int, sentence: str) -> None:
         self.clear()
         self.set_status(status)
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.render("error.html", status=status, sentence=sentence)

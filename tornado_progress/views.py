@@ -59,8 +59,9 @@ def is_stale(worker: Worker, now: float, stale_after: float) -> bool:
 
 
 def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
-    """Counts by state, overall fraction (the mean of the workers') and overall ETA (the
-    slowest running worker's, None while any running worker's speed is unknown)."""
+    """Counts by state (running, done, failed and stale add up to the workers), overall
+    fraction (the mean of the workers') and overall ETA (the slowest running worker's, None
+    while any running worker's speed is unknown; stale workers are left out of it)."""
     running = done = failed = stale = 0
     fraction_sum = 0.0
     eta: float | None = 0.0
@@ -71,10 +72,10 @@ def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
             failed += 1
         elif fraction >= 1.0:
             done += 1
+        elif now - worker.updated > stale_after:
+            stale += 1
         else:
             running += 1
-            if now - worker.updated > stale_after:
-                stale += 1
             worker_left = worker_eta(worker)
             eta = None if eta is None or worker_left is None else max(eta, worker_left)
     count = len(job.workers)
@@ -85,7 +86,7 @@ def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
         "failed": failed,
         "stale": stale,
         "fraction": fraction_sum / count if count else 0.0,
-        "eta_s": eta if running else (0.0 if count else None),
+        "eta_s": eta if running else (0.0 if count and not stale else None),
     }
 
 

@@ -1,0 +1,172 @@
+"""What the show page costs in a real browser: update-to-browser latency, and the time to apply a
+1,000-worker update.
+
+Run: `.venv/bin/python -m bench.browser_bench [--updates 200] [--workers 1000] [--rounds 7]`
+
+Everything runs on loopback: the real server process (tests/serverproc.py) and the system's
+headless Chromium (tests/browser_support.py). Latency is measured inside the page, on one clock:
+the page sends an `update` with fetch() and a MutationObserver notes when the worker's row shows
+it, so no clocks of two processes are compared. The path measured is the whole one: the update
+request, the server waking the page's parked long poll, the poll answer, and the page applying
+it. Apply times come from the page's own `performance.now()` around its apply function, and
+from the start of the apply to the next frame, which includes style, layout and paint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, sync_playwright
+
+from tests.browser_support import launch, send, show_url, watched_page
+from tests.serverproc import running_server
+
+# Between two updates, time for the page to park its next poll, as between real workers'
+# updates; without it every update would find the page between two polls.
+PAUSE_MS = 20
+# Bounds, so that a broken page fails the bench instead of hanging it.
+SEEN_TIMEOUT_MS = 5_000
+
+LATENCY_JS = """
+async ({count, pauseMs, timeoutMs}) => {
+  const row = [...document.querySelectorAll('#workers .worker')]
+    .find((r) => r.querySelector('.workid-text').textContent === 'latency');
+  const cell = row.querySelector('.count');
+  const jobid = JSON.parse(document.getElementById('initial-job').textContent).jobid;
+  const dom = [];
+  const frame = [];
+  for (let i = 1; i <= count; i += 1) {
+    const wanted = `${i}/${count}`;
+    const seen = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`update ${i} not shown`)), timeoutMs);
+      const observer = new MutationObserver(() => {
+        if (cell.textContent !== wanted) return;
+        observer.disconnect();
+        clearTimeout(timer);
+        resolve(performance.now());
+      });
+      observer.observe(cell, {childList: true, characterData: true, subtree: true});
+    });
+    const body = new URLSearchParams({jobid, workid: 'latency', current: i, total: count});
+    const started = performance.now();
+    fetch('update', {method: 'POST', body});
+    const shown = await seen;
+    const painted = await new Promise((resolve) =>
+      requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0)));
+    dom.push(shown - started);
+    frame.push(painted - started);
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+  return {dom, frame};
+}
+"""
+
+APPLY_JS = """
+async ({rounds}) => {
+  const jobid = JSON.parse(document.getElementById('initial-job').textContent).jobid;
+  const status = await (await fetch(`status?jobid=${encodeURIComponent(jobid)}`)).json();
+  const page = window.progressPage;
+  const nextFrame = () => new Promise((resolve) =>
+    requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0)));
+  const measure = async (body) => {
+    await nextFrame();
+    const started = performance.now();
+    page.apply(body);
+    const script = page.stats.lastApplyMs;
+    return {script, frame: (await nextFrame()) - started};
+  };
+  const results = {fresh: [], changed: [], delta: []};
+  let step = 0;
+  for (let round = 0; round < rounds; round += 1) {
+    // A re-created job: drop 1,000 rows, build 1,000 new ones.
+    step += 1;
+    const generation = round % 2 ? status.generation : -round - 1;
+    results.fresh.push(await measure({...status, generation}));
+    // Every worker moved: 1,000 rows rewritten, none created.
+    step += 1;
+    const workers = status.workers.map((w) => ({
+      ...w, current: (w.current + step) % (w.total + 1), updated: w.updated + step}));
+    results.changed.push(await measure({...status, generation, workers}));
+    // The usual case: one worker of 1,000 changed.
+    const one = {...workers[round], current: (workers[round].current + 1) % 11,
+                 updated: workers[round].updated + 0.5};
+    results.delta.push(await measure({...status, generation, full: false, workers: [one]}));
+  }
+  return {results, rows: page.workerCount()};
+}
+"""
+
+
+def nearest_rank(samples: list[float], quantile: float) -> float:
+    """The sample below which `quantile` of them lie (nearest-rank, no interpolation)."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
+
+
+def measure_latency(page: Page, base_url: str, updates: int) -> dict[str, list[float]]:
+    jobid = "bench latency"
+    send(base_url, "create", jobid=jobid, desc="latency bench")
+    send(base_url, "update", jobid=jobid, workid="latency", current=0, total=updates)
+    page.goto(show_url(base_url, jobid))
+    page.wait_for_selector("#show.is-live")
+    result: dict[str, list[float]] = page.evaluate(
+        LATENCY_JS, {"count": updates, "pauseMs": PAUSE_MS, "timeoutMs": SEEN_TIMEOUT_MS})
+    return result
+
+
+def measure_apply(page: Page, base_url: str, workers: int, rounds: int) -> dict[str, Any]:
+    jobid = "bench apply"
+    send(base_url, "create", jobid=jobid, desc="apply bench")
+    for index in range(workers):
+        send(base_url, "update", jobid=jobid, workid=f"worker{index}", current=index % 10,
+             total=10, desc=f"chunk {index} of the observation")
+    page.goto(show_url(base_url, jobid))
+    page.wait_for_selector("#show.is-live")
+    result: dict[str, Any] = page.evaluate(APPLY_JS, {"rounds": rounds})
+    return result
+
+
+def report(name: str, samples: list[float]) -> None:
+    """Median, p99 (when there are enough samples for one) and max of `samples` in ms."""
+    p99 = f"p99 {nearest_rank(samples, 0.99):7.2f} ms   " if len(samples) >= 100 else " " * 18
+    print(f"  {name:<48} median {statistics.median(samples):7.2f} ms   {p99}"
+          f"max {max(samples):7.2f} ms   (n={len(samples)})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--updates", type=int, default=200, help="updates timed for latency")
+    parser.add_argument("--workers", type=int, default=1000, help="workers of the apply bench")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of each apply case")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder, \
+            running_server(Path(folder) / "snapshots") as server, \
+            sync_playwright() as playwright:
+        browser = launch(playwright)
+        page, watch = watched_page(browser, server.base_url)
+        latency = measure_latency(page, server.base_url, args.updates)
+        applied = measure_apply(page, server.base_url, args.workers, args.rounds)
+        browser.close()
+    watch.assert_clean()
+    print(f"browser bench: Chromium headless, loopback, {time.perf_counter() - started:.0f} s")
+    print(f"update-to-browser latency ({args.updates} updates, sent from the page):")
+    report("to the row's DOM change", latency["dom"])
+    report("to the next frame after it", latency["frame"])
+    results = applied["results"]
+    print(f"apply a {args.workers:,}-worker update ({args.rounds} rounds; "
+          f"{applied['rows']:,} rows at the end):")
+    for key, name in (("fresh", "re-created job, all rows new"),
+                      ("changed", "every row changed"), ("delta", "one row changed")):
+        report(f"{name}: script", [sample["script"] for sample in results[key]])
+        report(f"{name}: to the next frame", [sample["frame"] for sample in results[key]])
+
+
+if __name__ == "__main__":
+    main()

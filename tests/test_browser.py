@@ -1,0 +1,327 @@
+"""The show page in a real headless Chromium, against the real server process: live rows by long
+polling, colours, reset on re-create, text-only strings, reconnection, no foreign requests and
+no JavaScript errors, the title, and the page without JavaScript."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.browser_support import (
+    RECONNECT_WAIT_MS,
+    WAIT_MS,
+    ChromiumMissing,
+    PageWatch,
+    launch,
+    send,
+    show_url,
+    watched_page,
+)
+from tests.serverproc import ServerProcess, running_server
+from tornado_progress import palette
+
+pytestmark = pytest.mark.browser
+# Refused connections while the server restarts are logged by Chromium itself, not the page.
+NETWORK_ERRORS = ("Failed to load resource", "net::ERR_")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        try:
+            chromium = launch(playwright)
+        except ChromiumMissing as error:
+            pytest.fail(str(error))
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    snapshots = tmp_path_factory.mktemp("browser") / "snapshots"
+    with running_server(snapshots, "--stale-after", "5") as process:
+        yield process
+
+
+@pytest.fixture
+def jobid() -> str:
+    """A fresh job per test, so that tests sharing the server never see each other."""
+    return f"job {uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def viewer(browser: Browser, server: ServerProcess) -> Iterator[tuple[Page, PageWatch]]:
+    page, watch = watched_page(browser, server.base_url)
+    yield page, watch
+    page.context.close()
+
+
+def row(page: Page, workid: str) -> Locator:
+    """The row of one worker, found by its exact id."""
+    return page.locator("#workers .worker").filter(
+        has=page.locator(".workid-text", has_text=re.compile(f"^{re.escape(workid)}$")))
+
+
+def open_show(page: Page, base_url: str, jobid: str) -> None:
+    page.goto(show_url(base_url, jobid))
+    expect(page.locator("#show.is-live")).to_be_visible(timeout=WAIT_MS)
+
+
+def test_new_worker_appears_without_reload(viewer: tuple[Page, PageWatch],
+                                           server: ServerProcess, jobid: str) -> None:
+    page, watch = viewer
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=1, total=10)
+    open_show(page, server.base_url, jobid)
+    expect(page.locator("#workers .worker")).to_have_count(1)
+    navigations = len([url for url in watch.requests if "/progress/show" in url])
+    send(server.base_url, "update", jobid=jobid, workid="w2", current=3, total=4,
+         desc="second")
+    expect(page.locator("#workers .worker")).to_have_count(2, timeout=WAIT_MS)
+    bar = row(page, "w2").locator("[role=progressbar]")
+    expect(bar).to_have_attribute("aria-valuenow", "75")
+    expect(bar.locator(".label")).to_have_text("second")
+    expect(row(page, "w2").locator(".count")).to_have_text("3/4")
+    assert len([url for url in watch.requests if "/progress/show" in url]) == navigations
+    watch.assert_clean()
+
+
+def test_only_changed_rows_are_touched(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                                       jobid: str) -> None:
+    page, watch = viewer
+    for workid in ("w1", "w2", "w3"):
+        send(server.base_url, "update", jobid=jobid, workid=workid, current=1, total=4)
+    open_show(page, server.base_url, jobid)
+    # Mark the rows, and note every change below the list except the clock-driven cells.
+    page.evaluate("""async () => {
+      // Two frames: the labels' first placement (a ResizeObserver) is behind us.
+      for (let i = 0; i < 2; i += 1) await new Promise((done) => requestAnimationFrame(done));
+      for (const row of document.querySelectorAll('#workers .worker')) row.marked = true;
+      window.touched = new Set();
+      new MutationObserver((records) => {
+        for (const record of records) {
+          const target = record.target.nodeType === 1 ? record.target : record.target.parentNode;
+          if (target.closest('.age, .eta')) continue;
+          const row = target.closest('.worker');
+          window.touched.add(row ? row.querySelector('.workid-text').textContent : 'list');
+        }
+      }).observe(document.getElementById('workers'),
+                 {subtree: true, childList: true, attributes: true, characterData: true});
+    }""")
+    send(server.base_url, "update", jobid=jobid, workid="w2", current=3, total=4)
+    expect(row(page, "w2").locator(".count")).to_have_text("3/4", timeout=WAIT_MS)
+    assert page.evaluate("[...window.touched]") == ["w2"]
+    assert page.evaluate(
+        "[...document.querySelectorAll('#workers .worker')].every((row) => row.marked)")
+    watch.assert_clean()
+
+
+def test_workers_in_natural_order_and_sort_control(viewer: tuple[Page, PageWatch],
+                                                   server: ServerProcess, jobid: str) -> None:
+    page, watch = viewer
+    for workid, current, ok in (("w10", 9, 1), ("w2", 1, 1), ("w1", 5, 0), ("w3", 10, 1)):
+        send(server.base_url, "update", jobid=jobid, workid=workid, current=current,
+             total=10, ok=ok)
+    open_show(page, server.base_url, jobid)
+    expect(page.locator("#workers .workid-text")).to_have_text(["w1", "w2", "w3", "w10"])
+    page.select_option("#sort", "progress")
+    expect(page.locator("#workers .workid-text")).to_have_text(["w2", "w1", "w10", "w3"])
+    page.select_option("#sort", "problems")
+    expect(page.locator("#workers .workid-text")).to_have_text(["w1", "w2", "w3", "w10"])
+    # A new worker takes its place in the chosen order: failed first, then by name.
+    send(server.base_url, "update", jobid=jobid, workid="w0", current=0, total=10, ok=0)
+    expect(page.locator("#workers .workid-text")).to_have_text(
+        ["w0", "w1", "w2", "w3", "w10"], timeout=WAIT_MS)
+    assert page.evaluate("location.hash") == "#sort=problems"
+    watch.assert_clean()
+
+
+def test_worker_turning_failed_turns_red(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                                         jobid: str) -> None:
+    page, watch = viewer
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=2, total=10)
+    open_show(page, server.base_url, jobid)
+    fill = row(page, "w1").locator(".fill")
+    expect(fill).to_have_css("background-color", css_rgb("ok"))
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=3, total=10, ok=0,
+         desc="failed: disk full")
+    expect(row(page, "w1")).to_have_class(re.compile(r"\bis-failed\b"), timeout=WAIT_MS)
+    expect(fill).to_have_css("background-color", css_rgb("failed"))
+    expect(page.locator("#count-failed")).to_have_text("1")
+    watch.assert_clean()
+
+
+def test_finished_and_quiet_workers_look_distinct(viewer: tuple[Page, PageWatch],
+                                                  server: ServerProcess, jobid: str) -> None:
+    """Done has its own finish; a worker silent past --stale-after (5 s) turns muted by the
+    page's own clock, with no request."""
+    page, watch = viewer
+    send(server.base_url, "update", jobid=jobid, workid="done", current=5, total=5)
+    send(server.base_url, "update", jobid=jobid, workid="quiet", current=1, total=5)
+    open_show(page, server.base_url, jobid)
+    expect(row(page, "done").locator(".fill")).to_have_css("background-color", css_rgb("done"))
+    requests = len(watch.requests)
+    expect(row(page, "quiet").locator(".age")).to_have_text(re.compile(r"^[1-9] s ago$"),
+                                                             timeout=WAIT_MS)
+    expect(row(page, "quiet")).to_have_class(re.compile(r"\bis-stale\b"), timeout=8_000)
+    expect(row(page, "quiet").locator(".fill")).to_have_css("background-color", css_rgb("stale"))
+    expect(page.locator("#count-stale")).to_have_text("1")
+    assert len(watch.requests) == requests  # ages and stale marks moved without the server
+    watch.assert_clean()
+
+
+def test_recreated_job_drops_old_rows(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                                      jobid: str) -> None:
+    page, watch = viewer
+    send(server.base_url, "create", jobid=jobid, desc="first run")
+    for workid in ("a1", "a2", "a3"):
+        send(server.base_url, "update", jobid=jobid, workid=workid, current=1, total=2)
+    open_show(page, server.base_url, jobid)
+    expect(page.locator("#workers .worker")).to_have_count(3)
+    send(server.base_url, "create", jobid=jobid, desc="second run")
+    expect(page.locator("#workers .worker")).to_have_count(0, timeout=WAIT_MS)
+    expect(page.locator("#job-desc")).to_have_text("second run")
+    expect(page.locator("#empty")).to_be_visible()
+    send(server.base_url, "update", jobid=jobid, workid="b1", current=1, total=4)
+    expect(page.locator("#workers .workid-text")).to_have_text(["b1"], timeout=WAIT_MS)
+    watch.assert_clean()
+
+
+def test_strings_that_look_like_markup_stay_text(viewer: tuple[Page, PageWatch],
+                                                 server: ServerProcess) -> None:
+    page, watch = viewer
+    jobid = f"<b>{uuid.uuid4().hex[:6]}</b></script>"
+    desc = "<img src=x onerror=window.pwned=1>"
+    script = "<script>window.pwned=1</script>"
+    send(server.base_url, "create", jobid=jobid, desc=desc)
+    send(server.base_url, "update", jobid=jobid, workid="<i>w1</i>", current=1, total=2,
+         desc=script)
+    open_show(page, server.base_url, jobid)
+    # Markup from the server's first page, then from a poll answer.
+    send(server.base_url, "update", jobid=jobid, workid="<svg onload=window.pwned=1>",
+         current=1, total=2, desc="<!-- </script><script>window.pwned=1</script>")
+    expect(page.locator("#workers .worker")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator("#job-desc")).to_have_text(desc)
+    expect(page.locator("#job-id")).to_have_text(jobid)
+    expect(row(page, "<i>w1</i>").locator(".label")).to_have_text(script)
+    expect(row(page, "<svg onload=window.pwned=1>")).to_have_count(1)
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.locator("#show img, #show script, #show svg, #show b, #show i").count() == 0
+    assert page.title().endswith(desc)
+    watch.assert_clean()
+
+
+def test_title_shows_the_percent(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                                 jobid: str) -> None:
+    page, watch = viewer
+    send(server.base_url, "create", jobid=jobid, desc="My job")
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=42, total=100)
+    open_show(page, server.base_url, jobid)
+    expect(page).to_have_title("42% My job")
+    send(server.base_url, "update", jobid=jobid, workid="w2", current=1, total=2)
+    expect(page).to_have_title("46% My job", timeout=WAIT_MS)  # the mean of 42 % and 50 %
+    expect(page.locator("#overall-bar")).to_have_attribute("aria-valuenow", "46")
+    watch.assert_clean()
+
+
+def test_deleted_job_says_so(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                             jobid: str) -> None:
+    page, watch = viewer
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=1, total=2)
+    open_show(page, server.base_url, jobid)
+    send(server.base_url, "delete", jobid=jobid)
+    expect(page.locator("#notice")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#notice")).to_contain_text("no longer exists")
+    expect(page).to_have_title(re.compile("^Deleted"))
+    # It comes back with its next update, as a new job: the page follows it again.
+    send(server.base_url, "update", jobid=jobid, workid="w9", current=1, total=2)
+    expect(page.locator("#workers .workid-text")).to_have_text(["w9"], timeout=8_000)
+    expect(page.locator("#notice")).to_be_hidden()
+    # The 404 of the poll is the answer the page waits for, not an error of the page.
+    watch.assert_clean(allowed_console=("404",))
+
+
+def test_unknown_job_shows_a_404_page(viewer: tuple[Page, PageWatch],
+                                      server: ServerProcess) -> None:
+    page, _ = viewer
+    response = page.goto(show_url(server.base_url, "no such job"))
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("No such progress job")
+    expect(page.locator("code")).to_have_text("no such job")
+
+
+def test_reconnects_after_the_server_restarts(browser: Browser, tmp_path: Path,
+                                              jobid: str) -> None:
+    with running_server(tmp_path / "snapshots", "--stale-after", "5") as server:
+        page, watch = watched_page(browser, server.base_url)
+        send(server.base_url, "update", jobid=jobid, workid="w1", current=1, total=3)
+        open_show(page, server.base_url, jobid)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        server.stop()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "lost",
+                                                              timeout=WAIT_MS)
+        expect(page.locator("#connection-text")).to_contain_text("Connection lost")
+        server.start()  # same port, same snapshots: the job comes back from the snapshot
+        send(server.base_url, "update", jobid=jobid, workid="w2", current=2, total=3)
+        expect(page.locator("#workers .workid-text")).to_have_text(
+            ["w1", "w2"], timeout=RECONNECT_WAIT_MS)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        page.context.close()
+    watch.assert_clean(allowed_console=NETWORK_ERRORS)
+
+
+def test_no_foreign_request_and_no_error(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                                         jobid: str) -> None:
+    page, watch = viewer
+    send(server.base_url, "create", jobid=jobid, desc="see http://example.com/x.png")
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=1, total=3,
+         desc="//example.org/track.gif")
+    open_show(page, server.base_url, jobid)
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=2, total=3)
+    expect(row(page, "w1").locator(".count")).to_have_text("2/3", timeout=WAIT_MS)
+    assert any("/progress/poll?" in url for url in watch.requests)
+    assert any("/progress/static/show.js?v=" in url for url in watch.requests)
+    watch.assert_clean()
+
+
+def test_a_thousand_workers(viewer: tuple[Page, PageWatch], server: ServerProcess,
+                            jobid: str) -> None:
+    page, watch = viewer
+    for index in range(1000):
+        send(server.base_url, "update", jobid=jobid, workid=f"w{index}", current=index % 10,
+             total=10, desc=f"item {index}")
+    open_show(page, server.base_url, jobid)
+    expect(page.locator("#workers .worker")).to_have_count(1000)
+    expect(page.locator("#worker-count")).to_have_text("1,000 workers")
+    send(server.base_url, "update", jobid=jobid, workid="w999", current=10, total=10)
+    expect(row(page, "w999")).to_have_class(re.compile(r"\bis-done\b"), timeout=WAIT_MS)
+    applied = page.evaluate("window.progressPage.stats.maxApplyMs")
+    assert applied < 2_000, f"applying 1,000 workers took {applied:.0f} ms"
+    watch.assert_clean()
+
+
+def test_without_javascript_the_page_shows_the_png(browser: Browser, server: ServerProcess,
+                                                   jobid: str) -> None:
+    page, watch = watched_page(browser, server.base_url, java_script_enabled=False)
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=1, total=3)
+    with page.expect_response(re.compile(r"/progress/render\?")) as png:
+        page.goto(show_url(server.base_url, jobid))
+    assert png.value.status == 200
+    assert png.value.headers["content-type"] == "image/png"
+    expect(page.locator("img.chart")).to_be_visible()
+    expect(page.locator("#sort")).to_be_hidden()
+    # The page refreshes itself (meta refresh in <noscript>): a second load comes by itself.
+    with page.expect_response(re.compile(r"/progress/show\?"), timeout=10_000) as again:
+        pass
+    assert again.value.status == 200
+    page.context.close()
+    assert watch.foreign_requests() == []
+
+
+def css_rgb(name: str) -> str:
+    red, green, blue = palette.COLOURS[name]
+    return f"rgb({red}, {green}, {blue})"
