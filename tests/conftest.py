@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +16,7 @@ from tornado_progress.app import make_app
 from tornado_progress.config import Settings
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Limits, Store
+from tornado_progress.render_handler import ChartRenderer
 from tornado_progress.snapshots import Snapshotter
 
 
@@ -63,9 +64,16 @@ def snapshotter(store: Store, settings: Settings) -> Snapshotter:
 
 
 @pytest.fixture
-def app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
-        settings: Settings) -> Application:
-    return make_app(store, waiters, snapshotter, settings)
+def renderer() -> Iterator[ChartRenderer]:
+    charts = ChartRenderer()
+    yield charts
+    charts.close()
+
+
+@pytest.fixture
+def app(store: Store, waiters: Waiters, snapshotter: Snapshotter, settings: Settings,
+        renderer: ChartRenderer) -> Application:
+    return make_app(store, waiters, snapshotter, settings, renderer)
 
 
 Fetch = Callable[..., Coroutine[Any, Any, HTTPResponse]]

@@ -13,7 +13,8 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from tests.conftest import Fetch
-from tornado_progress.pages import duration, percent, script_json
+from tornado_progress.pages import duration, script_json
+from tornado_progress.views import percent
 
 MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 CLOSER = "</script><!--<script>alert(3)</script>"

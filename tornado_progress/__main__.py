@@ -21,6 +21,7 @@ from .config import Settings
 from .demo import run_demo
 from .longpoll import Waiters
 from .model import Limits, Store
+from .render_handler import ChartRenderer
 from .snapshots import Snapshotter
 
 log = logging.getLogger("tornado_progress")
@@ -100,7 +101,8 @@ async def main(settings: Settings) -> None:
     waiters = Waiters()
     snapshotter = Snapshotter(store, settings.snapshot_dir)
     snapshotter.load()
-    app = make_app(store, waiters, snapshotter, settings)
+    renderer = ChartRenderer()
+    app = make_app(store, waiters, snapshotter, settings, renderer)
     server = HTTPServer(app, xheaders=True, max_body_size=settings.max_request_bytes)
     server.listen(settings.port, settings.host)
     shutdown = asyncio.Event()
@@ -123,6 +125,7 @@ async def main(settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await snapshotter.save(force=True)
+    renderer.close()
     log.info("stopped")
 
 

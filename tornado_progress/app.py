@@ -26,10 +26,12 @@ def resource_dir(name: str) -> Path:
 
 
 def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
-             settings: Settings, **tornado_settings: Any) -> web.Application:
+             settings: Settings, renderer: render_handler.ChartRenderer | None = None,
+             **tornado_settings: Any) -> web.Application:
     store.on_change = waiters.wake
     deps = {"store": store, "waiters": waiters, "snapshotter": snapshotter,
-            "settings": settings, "started": time.monotonic()}
+            "renderer": renderer or render_handler.ChartRenderer(), "settings": settings,
+            "started": time.monotonic()}
     routes: list[tuple[str, type[web.RequestHandler]]] = [
         ("create", handlers.CreateHandler),
         ("update", handlers.UpdateHandler),

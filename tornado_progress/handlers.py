@@ -8,7 +8,7 @@ so no handler formats an error itself.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tornado import httputil, web
@@ -19,6 +19,9 @@ from .longpoll import Waiters
 from .model import ModelError, Store
 from .snapshots import Snapshotter
 
+if TYPE_CHECKING:  # the render endpoint is built on this module
+    from .render_handler import ChartRenderer
+
 JSON_TYPE = "application/json; charset=UTF-8"
 
 
@@ -26,10 +29,11 @@ class ApiHandler(web.RequestHandler):
     """Base of every JSON endpoint: collaborators, argument access and error sentences."""
 
     def initialize(self, store: Store, waiters: Waiters, snapshotter: Snapshotter,
-                   settings: Settings, started: float) -> None:
+                   renderer: ChartRenderer, settings: Settings, started: float) -> None:
         self.store = store
         self.waiters = waiters
         self.snapshotter = snapshotter
+        self.renderer = renderer
         self.config = settings
         self.started = started
 

@@ -40,11 +40,6 @@ def script_json(body: bytes) -> str:
     return body.decode().replace("<", "\\u003c")
 
 
-def percent(fraction: float) -> int:
-    """Whole percent, rounded down so that 100 % means done, as the browser script shows it."""
-    return int(100 * min(max(fraction, 0.0), 1.0) + 1e-9)
-
-
 def duration(seconds: float | None) -> str:
     """A span of time as the browser script writes it ("4 min 12 s"); a dash when unknown."""
     if seconds is None:
@@ -78,7 +73,8 @@ class ShowHandler(ApiHandler):
         now = time.time()
         stale_after = self.config.stale_after
         summary = views.summary(job, now, stale_after)
-        self.render("show.html", job=job, summary=summary, percent=percent(summary["fraction"]),
+        self.render("show.html", job=job, summary=summary,
+                    percent=views.percent(summary["fraction"]),
                     stale_after=stale_after, elapsed=duration(now - job.created),
                     eta=duration(summary["eta_s"]),
                     initial_json=script_json(views.full_body(job, now, stale_after)),

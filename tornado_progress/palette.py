@@ -14,13 +14,31 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "failed": (220, 53, 69),
     "stale": (173, 181, 189),
     "text-on-fill": (255, 255, 255),
+    # The track of a failed bar: a failed worker at 0 % still reads as red.
+    "failed-track": (248, 215, 218),
 }
+
+# Fills lighter than this (relative luminance, 0 to 1) take dark text, darker ones white text.
+_LIGHT_FILL = 0.4
 
 
 def rgb(name: str) -> tuple[float, float, float]:
     """A colour as cairo wants it: three floats from 0 to 1."""
     red, green, blue = COLOURS[name]
     return red / 255, green / 255, blue / 255
+
+
+def luminance(name: str) -> float:
+    """Relative luminance as WCAG defines it: 0 for black, 1 for white."""
+    linear = [channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
+              for channel in rgb(name)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def text_on(name: str) -> str:
+    """The name of the text colour that reads best on colour `name`: white on the strong fills,
+    dark on the track and on the light stale fill."""
+    return "text" if luminance(name) > _LIGHT_FILL else "text-on-fill"
 
 
 def css_variables() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .model import Job, Worker
@@ -24,8 +25,14 @@ _DIGITS = re.compile(r"(\d+)")
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that puts w2 before w10."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part.casefold())
+    # isdecimal, not isdigit: int() refuses digits such as '²' that isdigit accepts.
+    return tuple((0, int(part)) if part.isdecimal() else (1, part.casefold())
                  for part in _DIGITS.split(text) if part)
+
+
+def percent(fraction: float) -> int:
+    """Whole percent, rounded down so that 100 % means done; the page and the PNG agree."""
+    return int(100 * min(max(fraction, 0.0), 1.0) + 1e-9)
 
 
 def worker_eta(worker: Worker) -> float | None:
@@ -59,13 +66,19 @@ def is_stale(worker: Worker, now: float, stale_after: float) -> bool:
 
 
 def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
+    return summary_of(job.workers.values(), now, stale_after)
+
+
+def summary_of(workers: Iterable[Worker], now: float, stale_after: float) -> dict[str, Any]:
     """Counts by state (running, done, failed and stale add up to the workers), overall
     fraction (the mean of the workers') and overall ETA (the slowest running worker's, None
     while any running worker's speed is unknown; stale workers are left out of it)."""
     running = done = failed = stale = 0
     fraction_sum = 0.0
     eta: float | None = 0.0
-    for worker in job.workers.values():
+    count = 0
+    for worker in workers:
+        count += 1
         fraction = worker.fraction
         fraction_sum += fraction
         if not worker.ok:
@@ -78,7 +91,6 @@ def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
             running += 1
             worker_left = worker_eta(worker)
             eta = None if eta is None or worker_left is None else max(eta, worker_left)
-    count = len(job.workers)
     return {
         "workers": count,
         "running": running,

@@ -1,0 +1,47 @@
+"""The job JSON and its helpers: natural order, summary, percent, body caching."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import FakeClock
+from tornado_progress import views
+from tornado_progress.model import Store
+
+
+def test_natural_order_and_odd_digits() -> None:
+    names = ["w10", "w2", "W1", "²", "w٣", "x"]
+    assert sorted(names, key=views.natural_key) == ["W1", "w2", "w٣", "w10", "x", "²"]
+
+
+def test_summary_counts_add_up_and_eta_is_the_slowest(clock: FakeClock) -> None:
+    store = Store(clock=clock)
+    for workid in ("run", "slow", "done", "failed", "quiet"):
+        store.update("j", workid, 0, 100, "", True)
+    clock.advance(10)
+    store.update("j", "run", 50, 100, "", True)  # 5/s: 10 s left
+    store.update("j", "slow", 10, 100, "", True)  # 1/s: 90 s left
+    store.update("j", "done", 100, 100, "", True)
+    store.update("j", "failed", 1, 100, "", False)
+    clock.advance(5)
+    summary = views.summary(store.get("j"), clock(), stale_after=12)
+    assert (summary["running"], summary["done"], summary["failed"], summary["stale"]) == (
+        2, 1, 1, 1)
+    assert summary["eta_s"] == 90
+    assert summary["fraction"] == (0.5 + 0.1 + 1 + 0.01 + 0) / 5
+
+
+def test_percent_rounds_down_so_100_means_done() -> None:
+    assert [views.percent(f) for f in (0.0, 0.999, 1.0, 1.5, 0.29, 0.57)] == [0, 99, 100, 100,
+                                                                              29, 57]
+
+
+def test_cached_bodies_are_bounded(clock: FakeClock) -> None:
+    store = Store(clock=clock)
+    for index in range(200):
+        store.update("j", f"w{index}", 0, 1, "", True)
+    job = store.get("j")
+    for since in range(job.version - 150, job.version):
+        body = json.loads(views.poll_body(job, since, clock(), 300))
+        assert body["full"] is False
+    assert len(job.cache) <= views.CACHE_MAX_ENTRIES
