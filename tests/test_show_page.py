@@ -187,3 +187,11 @@ def test_percent_rounds_down(fraction: float, expected: int) -> None:
     (3660, "1 h 1 min"), (90000, "1 d 1 h")])
 def test_duration_reads_like_the_page(seconds: Any, expected: str) -> None:
     assert duration(seconds) == expected
+
+
+@pytest.mark.gen_test
+async def test_errors_tornado_raises_on_the_page_are_html_too(fetch: Fetch) -> None:
+    response = await fetch("show", method="POST", jobid="j")
+    assert response.code == 405
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert b"POST is not allowed on /progress/show; use GET" in response.body

@@ -66,7 +66,8 @@ class ApiHandler(web.RequestHandler):
         self.finish(body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Errors Tornado raises itself (bad UTF-8, a wrong method) as sentences too."""
+        """Errors Tornado raises itself (bad UTF-8, a wrong method) as sentences too, in the
+        handler's own form (`fail`)."""
         error = kwargs.get("exc_info", (None, None))[1]
         sentence = self._reason
         if status_code == 405:
@@ -76,8 +77,7 @@ class ApiHandler(web.RequestHandler):
             sentence = "the server failed to answer this request; the error is in its log"
         elif isinstance(error, web.HTTPError) and error.log_message:
             sentence = error.log_message % error.args if error.args else error.log_message
-        self.set_header("Content-Type", JSON_TYPE)
-        self.finish(views.encode({"error": sentence}))
+        self.fail(status_code, sentence)
 
     def compute_etag(self) -> str | None:
         return None  # JSON answers are live state: no point hashing every body
