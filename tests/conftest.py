@@ -54,8 +54,8 @@ def store(settings: Settings) -> Store:
 
 
 @pytest.fixture
-def waiters() -> Waiters:
-    return Waiters()
+def waiters(settings: Settings) -> Waiters:
+    return Waiters(settings.poll_interval)
 
 
 @pytest.fixture

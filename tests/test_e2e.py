@@ -35,7 +35,8 @@ def test_help_lists_every_option() -> None:
     result = subprocess.run([sys.executable, "-m", "tornado_progress", "--help"],
                             capture_output=True, text=True, check=True)
     for option in ("--host", "--port", "--snapshot-dir", "--snapshot-interval", "--keep-days",
-                   "--demo", "--stale-after", "--max-jobs", "--max-workers-per-job",
+                   "--demo", "--stale-after", "--poll-interval", "--max-jobs",
+                   "--max-workers-per-job",
                    "--max-request-bytes"):
         assert option in result.stdout
 

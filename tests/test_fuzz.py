@@ -45,7 +45,7 @@ class ThreadedServer:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
-        waiters = Waiters()
+        waiters = Waiters(settings.poll_interval)
         self.app = make_app(self.store, waiters, Snapshotter(self.store, tmp_path), settings)
         self.thread = threading.Thread(target=self._run, daemon=True)
 

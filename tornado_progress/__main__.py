@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="days a job is kept after its last create or update (decimal)")
     parser.add_argument("--stale-after", type=_positive_float, default=300.0,
                         help="seconds without an update after which a running worker is stale")
+    parser.add_argument("--poll-interval", type=_non_negative_float, default=0.1,
+                        help="seconds: a job's viewers are answered at most this often; the "
+                             "changes in between come in one answer")
     parser.add_argument("--max-jobs", type=_positive_int, default=Limits.max_jobs,
                         help="jobs held at once; a create past it answers 429")
     parser.add_argument("--max-workers-per-job", type=_positive_int,
@@ -70,6 +73,10 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -82,7 +89,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         snapshot_interval=args.snapshot_interval,
         limits=Limits(max_jobs=args.max_jobs, max_workers_per_job=args.max_workers_per_job,
                       keep_seconds=args.keep_days * 86400.0),
-        stale_after=args.stale_after, max_request_bytes=args.max_request_bytes, demo=args.demo)
+        stale_after=args.stale_after, poll_interval=args.poll_interval,
+        max_request_bytes=args.max_request_bytes, demo=args.demo)
 
 
 async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float) -> None:
@@ -98,7 +106,7 @@ async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float)
 
 async def main(settings: Settings) -> None:
     store = Store(settings.limits)
-    waiters = Waiters()
+    waiters = Waiters(settings.poll_interval)
     snapshotter = Snapshotter(store, settings.snapshot_dir)
     snapshotter.load()
     renderer = ChartRenderer()

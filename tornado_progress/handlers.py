@@ -7,6 +7,7 @@ so no handler formats an error itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -174,7 +175,7 @@ class StatusHandler(ApiHandler):
 class PollHandler(ApiHandler):
     """Long poll: answers when the job's version moves past `since`, or at `timeout`."""
 
-    _parked: tuple[str, Any] | None = None
+    _parked: tuple[str, asyncio.Future[bool]] | None = None
     _gone = False
 
     async def respond(self) -> None:
@@ -184,9 +185,9 @@ class PollHandler(ApiHandler):
         job = self.store.get(jobid)
         self.set_header("Cache-Control", "no-store")
         if job.version == since and timeout > 0:
-            future = self.waiters.add(job.key)
-            self._parked = (job.key, future)
-            await self.waiters.wait(job.key, future, timeout)
+            parked = self.waiters.park(job.key, timeout)
+            self._parked = (job.key, parked)
+            await parked
             self._parked = None
             if self._gone:
                 return

@@ -1,52 +1,80 @@
-"""Per-job waiters for long polling, as in Tornado's chat demo but keyed by job.
+"""Per-job waiters for long polling, as in Tornado's chat demo but keyed by job and paced.
 
-`Store` calls `Waiters.wake(key)` on every change; only that job's waiters are woken, and a
-job with nobody watching costs one dict lookup. A waiter whose client goes away is cancelled
-and removed at once, so parked polls never pile up.
+`Store` calls `Waiters.wake(key)` on every change; only that job's waiters are woken, and a job
+with nobody watching costs one dict lookup. A waiter is a future plus its timeout timer: no
+extra task per poll. A waiter whose client goes away is discarded at once, so parked polls never
+pile up.
+
+Pacing: a job's viewers are answered at once when the job has been quiet for `min_interval`
+seconds, else at the end of that interval, with every change in between in one answer. A job
+updated by a thousand workers would otherwise send each viewer a thousand answers a second,
+more than any person can read, and each answer costs the server a whole request.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+# Pacing records kept before the old ones are swept (jobs long since quiet).
+_LAST_WAKE_SWEEP = 4096
+
 
 class Waiters:
-    def __init__(self) -> None:
-        self._by_job: dict[str, set[asyncio.Future[None]]] = {}
+    def __init__(self, min_interval: float = 0.0) -> None:
+        self.min_interval = min_interval
+        self._by_job: dict[str, dict[asyncio.Future[bool], asyncio.TimerHandle]] = {}
+        self._last_wake: dict[str, float] = {}
+        self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self.count = 0
 
     def wake(self, key: str) -> None:
+        """Job `key` changed: answer its waiters now, or at the end of its pacing interval."""
+        if key not in self._by_job or key in self._scheduled:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._last_wake.get(key, 0.0) + self.min_interval
+        now = loop.time()
+        if now >= due:
+            self._answer(key)
+        else:
+            self._scheduled[key] = loop.call_at(due, self._answer, key)
+
+    def _answer(self, key: str) -> None:
+        self._scheduled.pop(key, None)
         waiters = self._by_job.pop(key, None)
         if waiters is None:
             return
+        now = asyncio.get_running_loop().time()
+        if self.min_interval > 0:
+            if len(self._last_wake) >= _LAST_WAKE_SWEEP:
+                horizon = now - self.min_interval
+                self._last_wake = {k: t for k, t in self._last_wake.items() if t > horizon}
+            self._last_wake[key] = now
         self.count -= len(waiters)
-        for future in waiters:
+        for future, timer in waiters.items():
+            timer.cancel()
             if not future.done():
-                future.set_result(None)
+                future.set_result(True)
 
-    def add(self, key: str) -> asyncio.Future[None]:
-        """A future that completes at the next change of job `key`."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._by_job.setdefault(key, set()).add(future)
+    def park(self, key: str, timeout: float) -> asyncio.Future[bool]:
+        """A future that becomes True at the next change of job `key`, or False after `timeout`
+        seconds or when discarded."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(timeout, self.discard, key, future)
+        self._by_job.setdefault(key, {})[future] = timer
         self.count += 1
         return future
 
-    def discard(self, key: str, future: asyncio.Future[None]) -> None:
+    def discard(self, key: str, future: asyncio.Future[bool]) -> None:
         """Forgets a waiter that timed out or whose client left."""
         waiters = self._by_job.get(key)
-        if waiters is None or future not in waiters:
+        timer = waiters.pop(future, None) if waiters is not None else None
+        if timer is None:
             return
-        waiters.remove(future)
+        timer.cancel()
         self.count -= 1
         if not waiters:
             del self._by_job[key]
-        future.cancel()
-
-    async def wait(self, key: str, future: asyncio.Future[None], timeout: float) -> bool:
-        """Waits until `future` (from `add`) completes, is discarded, or `timeout` seconds pass;
-        True only if the job changed."""
-        try:
-            await asyncio.wait((future,), timeout=timeout)
-        finally:
-            self.discard(key, future)
-        return future.done() and not future.cancelled()
+        if not future.done():
+            future.set_result(False)
