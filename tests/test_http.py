@@ -232,7 +232,7 @@ async def test_bad_utf8_is_a_400_sentence(http_client: AsyncHTTPClient, base_url
     response = await raw(http_client, base_url, "/progress/update?jobid=%ff&workid=w&current=1"
                          "&total=2")
     assert response.code == 400
-    assert "jobid" in as_json(response)["error"]
+    assert as_json(response)["error"] == "jobid must be UTF-8 text, got b'\\xff'"
 
 
 @pytest.mark.gen_test
@@ -289,3 +289,19 @@ async def test_status_is_not_cached_by_browsers(fetch: Fetch) -> None:
 
 def test_settings_fixture_uses_a_temporary_folder(settings: Settings, tmp_path: Path) -> None:
     assert settings.snapshot_dir.parent == tmp_path
+
+
+@pytest.mark.gen_test
+async def test_strings_are_kept_exactly_as_sent(fetch: Fetch) -> None:
+    await fetch("update", jobid=" j ", workid="w\t1", current=1, total=2, desc=" a\x01b ")
+    [worker] = as_json(await fetch("status", jobid=" j "))["workers"]
+    assert (worker["workid"], worker["desc"]) == ("w\t1", " a\x01b ")
+    assert (await fetch("status", jobid="j")).code == 404
+
+
+@pytest.mark.gen_test
+async def test_a_repeated_parameter_counts_once_the_last(http_client: AsyncHTTPClient,
+                                                         base_url: str, fetch: Fetch) -> None:
+    await raw(http_client, base_url, "/progress/update?jobid=j&workid=w&current=1&current=3"
+              "&total=4")
+    assert as_json(await fetch("status", jobid="j"))["workers"][0]["current"] == 3

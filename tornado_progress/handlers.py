@@ -17,7 +17,7 @@ from tornado import httputil, web
 from . import params, views
 from .config import Settings
 from .longpoll import Waiters
-from .model import ModelError, Store
+from .model import BadParameter, ModelError, Store
 from .snapshots import Snapshotter
 
 if TYPE_CHECKING:  # the render endpoint is built on this module
@@ -39,8 +39,16 @@ class ApiHandler(web.RequestHandler):
         self.started = started
 
     def arg(self, name: str) -> str | None:
-        """A parameter exactly as sent (Tornado would strip it): ids may hold spaces."""
-        return self.get_argument(name, None, strip=False)
+        """A parameter exactly as sent, the last one if repeated. Not `get_argument`, which
+        strips spaces (ids may hold them) and replaces control characters (strings are kept
+        as given and escaped where they are shown)."""
+        values = self.request.arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadParameter(f"{name} must be UTF-8 text, got {values[-1][:40]!r}") from None
 
     async def get(self) -> None:
         await self.guarded()
@@ -155,7 +163,9 @@ class UpdateHandler(FormHandler):
         desc, truncated = params.description(self.arg("desc"))
         ok = params.flag("ok", self.arg("ok"), default=True)
         worker = self.store.update(jobid, workid, current, total, desc, ok)
-        self.write_json({"version": worker.version, "truncated": truncated})
+        # Formatted by hand: this is the answer every worker waits for.
+        self.write_bytes(b'{"version":%d,"truncated":%s}'
+                         % (worker.version, b"true" if truncated else b"false"))
 
 
 class DeleteHandler(FormHandler):
