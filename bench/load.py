@@ -1,0 +1,185 @@
+"""Update load with wrk: the Lua scripts that speak each system's update request, and the
+parsing of wrk's `--latency` report.
+
+Every script sends the same load: 1,000 workers across 10 jobs (worker k belongs to job
+k % 10), taken round-robin, each request moving its worker's `current` on, so that the state
+really changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.systems import System, cpu_seconds
+
+WORKERS = 1000
+JOBS = 10
+CONNECTIONS = 32
+# Cores of CPU that processes outside the benchmark may take during a run before it is repeated.
+DISTURBED_CORES = 0.25
+T = TypeVar("T")
+REPEATED: list[str] = []  # the runs measured again, for the summary
+
+_LOOP = """\
+local i = 0
+local workers = {workers}
+local jobs = {jobs}
+request = function()
+  local k = i % workers
+  local current = math.floor(i / workers) % 101
+  i = i + 1
+  return make(k % jobs, k, current)
+end
+"""
+
+# Each defines make(job, worker, current) -> the request, built by wrk.format.
+MAKERS = {
+    "ours": """\
+make = function(j, k, c)
+  return wrk.format("GET", "/progress/update?jobid={prefix}" .. j .. "&workid=w" .. k ..
+                    "&current=" .. c .. "&total=100")
+end
+""",
+    "progressista": """\
+local headers = {{["Content-Type"] = "application/json"}}
+make = function(j, k, c)
+  local body = '{{"task_id":"{prefix}' .. j .. '/w' .. k .. '","desc":"{prefix}' .. j ..
+               '","total":100,"n":' .. c .. '}}'
+  return wrk.format("POST", "/progress", headers, body)
+end
+""",
+    "pushgateway": """\
+local headers = {{["Content-Type"] = "text/plain; version=0.0.4"}}
+make = function(j, k, c)
+  local body = "# TYPE current gauge\\ncurrent " .. c .. "\\n# TYPE total gauge\\ntotal 100\\n" ..
+               "# TYPE ok gauge\\nok 1\\n"
+  return wrk.format("PUT", "/metrics/job/{prefix}" .. j .. "/instance/w" .. k, headers, body)
+end
+""",
+}
+MAKERS["bare"] = MAKERS["ours"]
+
+
+def write_script(folder: Path, kind: str, prefix: str = "job", workers: int = WORKERS,
+                 jobs: int = JOBS) -> Path:
+    """The Lua script for `kind` (ours, bare, progressista, pushgateway)."""
+    path = folder / f"{kind}-{prefix}-{workers}.lua"
+    path.write_text(MAKERS[kind].format(prefix=prefix)
+                    + _LOOP.format(workers=workers, jobs=jobs))
+    return path
+
+
+@dataclass
+class WrkResult:
+    system: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    requests: int
+    errors: int  # non-2xx answers plus socket errors
+    server_cpu: float = 0.0  # CPU seconds of the server per wall second during the run
+    # CPU of every other process on the machine (not the server, wrk or the benchmark's own
+    # helpers), in cores: another session's work that disturbed this run.
+    others_cpu: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_DURATION = r"([\d.]+)(us|ms|s|m|h)"
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * _UNITS_MS[unit]
+
+
+def parse_wrk(system: str, text: str, server_cpu: float = 0.0) -> WrkResult:
+    """Requests/sec, p50, p99, max and errors from a `wrk --latency` report."""
+    def find(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, text)
+        if match is None:
+            raise ValueError(f"wrk output has no {pattern!r}:\n{text}")
+        return match
+
+    rps = float(find(r"Requests/sec:\s+([\d.]+)").group(1))
+    p50 = find(r"\s50%\s+" + _DURATION)
+    p99 = find(r"\s99%\s+" + _DURATION)
+    latency_max = find(r"Latency\s+\S+\s+\S+\s+" + _DURATION)
+    requests = int(find(r"(\d+) requests in").group(1))
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                        text)
+    if sockets:
+        errors += sum(int(count) for count in sockets.groups())
+    return WrkResult(system, rps, _ms(*p50.groups()), _ms(*p99.groups()),
+                     _ms(*latency_max.groups()), requests, errors, server_cpu)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat), the idle and iowait left out."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(system: System, path: str, script: Path, seconds: float,
+            helpers: Sequence[int] = (), connections: int = CONNECTIONS) -> WrkResult:
+    """One wrk run of `seconds` against `system` at `path`, one thread, keep-alive.
+    `helpers` are the process ids of the benchmark's own other processes (viewers)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
+               "--latency", "-s", str(script), system.base + path]
+    ours = [system.process.pid, *helpers]
+    before = [cpu_seconds(pid) for pid in ours]
+    busy, children, began = machine_busy_seconds(), children_cpu_seconds(), time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 20,
+                          check=False)
+    wall = time.perf_counter() - began
+    used = [cpu_seconds(pid) - start for pid, start in zip(ours, before, strict=True)]
+    others = (machine_busy_seconds() - busy - sum(used)
+              - (children_cpu_seconds() - children)) / wall
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed against {system.name}: {done.stderr}{done.stdout}")
+    result = parse_wrk(system.name, done.stdout, used[0] / seconds)
+    result.others_cpu = max(0.0, others)
+    return result
+
+
+def least_disturbed(name: str, attempt: Callable[[], tuple[WrkResult, T]]) -> tuple[WrkResult, T]:
+    """`attempt()`, made once more if other processes took CPU meanwhile, keeping the less
+    disturbed of the two: on a shared machine another session's burst would decide a figure."""
+    first = attempt()
+    if first[0].others_cpu <= DISTURBED_CORES:
+        return first
+    REPEATED.append(name)
+    print(f"  {name}: other processes took {first[0].others_cpu:.2f} cores; measuring again",
+          file=sys.stderr, flush=True)
+    second = attempt()
+    return min(first, second, key=lambda outcome: outcome[0].others_cpu)
+
+
+def measure(system: System, path: str, script: Path, seconds: float) -> WrkResult:
+    """`run_wrk`, repeated once if disturbed (see `least_disturbed`)."""
+    return least_disturbed(system.name,
+                           lambda: (run_wrk(system, path, script, seconds), None))[0]
+
+
+UPDATE_PATHS = {"ours": "/progress/update", "bare": "/progress/update",
+                "progressista": "/progress", "pushgateway": "/metrics"}

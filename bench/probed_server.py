@@ -1,0 +1,142 @@
+"""tornado_progress's own `main(settings)`, plus a side channel that measures it from inside.
+
+Run: `python -m bench.probed_server --probe-port Q [any option of python -m tornado_progress]`
+
+The product runs unchanged. Beside it, on the same event loop, a tiny second Tornado app on
+127.0.0.1:Q answers the benchmark:
+
+- `POST /probe/start?period=0.001` starts a stall probe: a periodic callback that records how
+  late it wakes (the event-loop lag); `POST /probe/stop` stops it and answers its figures
+  (worst, p99, p50 in ms, samples). The probe is off unless started, so it costs nothing while
+  throughput is measured.
+- `POST /timing/start` records Tornado's own request time (from the request's headers being
+  parsed to its last byte being handed to the socket) of every request to the product;
+  `POST /timing/stop` answers them as `[[path, status, ms], ...]`. This hooks Tornado's
+  `log_function`, which the product leaves unset: requests are logged as Tornado's default
+  would at warning level (only 4xx and 5xx).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import time
+from typing import Any
+
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.log import access_log
+
+import tornado_progress.__main__ as product
+
+MAX_SAMPLES = 2_000_000
+MAX_TIMINGS = 100_000
+
+
+class Probe:
+    """Event-loop lateness of a periodic sleep, as bench/probe.py's StallProbe, startable."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self, period: float) -> None:
+        while len(self.samples) < MAX_SAMPLES:
+            expected = time.perf_counter() + period
+            await asyncio.sleep(period)
+            self.samples.append(time.perf_counter() - expected)
+
+    def start(self, period: float) -> None:
+        self.stop()
+        self.samples = []
+        self.task = asyncio.ensure_future(self._run(period))
+
+    def stop(self) -> dict[str, Any]:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        ordered = sorted(self.samples)
+        if not ordered:
+            return {"samples": 0, "worst_ms": None, "p99_ms": None, "p50_ms": None}
+        return {"samples": len(ordered), "worst_ms": 1000 * ordered[-1],
+                "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+                "p50_ms": 1000 * statistics.median(ordered)}
+
+
+class Timings:
+    """Request times of the product's requests while recording is on."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.rows: list[tuple[str, int, float]] = []
+
+    def log_request(self, handler: web.RequestHandler) -> None:
+        status = handler.get_status()
+        if self.active and len(self.rows) < MAX_TIMINGS:
+            self.rows.append((handler.request.path, status,
+                              1000.0 * handler.request.request_time()))
+        if status >= 400:  # what Tornado's default logs at warning level
+            method = access_log.warning if status < 500 else access_log.error
+            method("%d %s %.2fms", status, handler._request_summary(),
+                   1000.0 * handler.request.request_time())
+
+
+class ControlHandler(web.RequestHandler):
+    def initialize(self, probe: Probe, timings: Timings) -> None:
+        self.probe = probe
+        self.timings = timings
+
+    def post(self, what: str, action: str) -> None:
+        answer: Any = {}
+        if what == "probe" and action == "start":
+            self.probe.start(float(self.get_argument("period", "0.001")))
+        elif what == "probe":
+            answer = self.probe.stop()
+        elif action == "start":
+            self.timings.rows = []
+            self.timings.active = True
+        else:
+            self.timings.active = False
+            answer = self.timings.rows
+            self.timings.rows = []
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(answer))
+
+
+def install_timing_hook(timings: Timings) -> None:
+    """Makes `main()` build its app with our `log_function` (the product leaves it unset)."""
+    namespace = vars(product)  # `main()` looks `make_app` up in its module's globals
+    make_app = namespace["make_app"]
+
+    def make_app_timed(*args: Any, **kwargs: Any) -> web.Application:
+        app: web.Application = make_app(*args, log_function=timings.log_request, **kwargs)
+        return app
+
+    namespace["make_app"] = make_app_timed
+
+
+async def serve(argv: list[str], probe_port: int) -> None:
+    probe, timings = Probe(), Timings()
+    install_timing_hook(timings)
+    control = web.Application([(r"/(probe|timing)/(start|stop)", ControlHandler,
+                                {"probe": probe, "timings": timings})])
+    HTTPServer(control).listen(probe_port, "127.0.0.1")
+    await product.main(product.settings_from(product.parse_args(argv)))
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--probe-port", type=int, required=True)
+    ours, rest = parser.parse_known_args()
+    args = product.parse_args(rest)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    asyncio.run(serve(rest, ours.probe_port))
+
+
+if __name__ == "__main__":
+    run()

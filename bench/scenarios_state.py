@@ -1,0 +1,144 @@
+"""Scenarios about held state (4, 5, 6 and 7): memory per worker, render times, the size of a
+poll delta, and start-up from a 1,000,000-worker snapshot.
+
+Memory and start-up use the plain `python -m tornado_progress` (no benchmark wrapper): RSS of a
+server loaded from a generated snapshot minus RSS of the same server started empty.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.fixtures import Client, base_version, job_set, workers_snapshot, write_snapshot
+from bench.report import Row, median
+from bench.scenarios_load import Bench
+from bench.systems import System
+
+MEMORY_SIZES = (100_000, 1_000_000)
+STARTUP_RUNS = 2
+RENDER_UNCACHED = 20
+RENDER_CACHED = 50
+RENDER_LARGE = 3
+RENDER_JOB, LARGE_JOB, POLL_JOB = "render100-0", "render10k-0", "poll1k-0"
+
+
+def start_timed(bench: Bench, folder: Path, name: str) -> tuple[System, float]:
+    """The product started on `folder`: the system and seconds to its first 200 from health."""
+    began = time.perf_counter()
+    system = bench.fleet.product(folder, name=name)
+    return system, time.perf_counter() - began
+
+
+def memory_and_startup(bench: Bench) -> tuple[list[Row], dict[str, Any]]:
+    """Scenarios 4 and 7: RSS per worker at 100,000 and 1,000,000 workers; start-up time."""
+    empty, _ = start_timed(bench, bench.work / "memory-empty", "product-empty")
+    time.sleep(0.2)
+    baseline = empty.rss_bytes()
+    bench.fleet.stop(empty)
+    raw: dict[str, Any] = {"rss_empty": baseline, "sizes": {}}
+    rows = []
+    for size in MEMORY_SIZES:
+        folder = bench.work / f"memory-{size}"
+        snapshot = workers_snapshot(folder, size)
+        starts, rss = [], []
+        for run in range(STARTUP_RUNS if size == MEMORY_SIZES[-1] else 1):
+            system, seconds = start_timed(bench, folder, f"product-{size}-{run}")
+            time.sleep(0.2)
+            starts.append(seconds)
+            rss.append(system.rss_bytes())
+            bench.fleet.stop(system)
+        per_worker = (median(rss) - baseline) / size
+        raw["sizes"][size] = {"rss": rss, "startup_s": starts,
+                              "snapshot_bytes": snapshot.stat().st_size}
+        rows.append(Row(4, f"RSS per worker at {size:,} workers", per_worker, "B/worker", "<=",
+                        400.0, f"RSS {median(rss) / 2**20:.0f} MiB, empty "
+                        f"{baseline / 2**20:.0f} MiB"))
+        starts_row = Row(7, f"start-up with {size:,} workers to first health 200", max(starts),
+                         "s", note=f"slowest of {len(starts)}; snapshot "
+                         f"{snapshot.stat().st_size / 2**20:.0f} MiB")
+        if size == 1_000_000:
+            starts_row.goal_op, starts_row.goal = "<=", 10.0
+        rows.append(starts_row)
+        snapshot.unlink()
+    return rows, raw
+
+
+def render_fixture(folder: Path) -> None:
+    """Jobs of 100 and 10,000 workers to render, and one of 1,000 workers to poll."""
+    now, version = time.time(), base_version()
+    jobs = (job_set("render100-", 1, 100, now, version)
+            + job_set("render10k-", 1, 10_000, now, version + 20_000)
+            + job_set("poll1k-", 1, 1_000, now, version + 40_000))
+    write_snapshot(folder, jobs)
+
+
+def server_ms(rows: list[list[Any]], path: str) -> list[float]:
+    """Tornado's request times (ms) of the requests to `path`, in order."""
+    return [float(ms) for row_path, status, ms in rows if row_path == path and status == 200]
+
+
+def render_times(client: Client, system: System, jobid: str, uncached: int,
+                 cached: int) -> dict[str, Any]:
+    """Client and server times of renders right after an update, then of repeated ones."""
+    url = f"/progress/render?jobid={jobid}"
+    system.control("timing/start")
+    client_uncached, client_cached, size = [], [], 0
+    for i in range(uncached):
+        client.ok(f"/progress/update?jobid={jobid}&workid=w{i % 100}&current={i % 100}"
+                  "&total=100&desc=rendering")
+        _, body, seconds = client.get(url)
+        client_uncached.append(1000 * seconds)
+        size = len(body)
+    for _ in range(cached):
+        client_cached.append(1000 * client.get(url)[2])
+    server = server_ms(system.control("timing/stop"), "/progress/render")
+    return {"client_uncached_ms": client_uncached, "client_cached_ms": client_cached,
+            "server_uncached_ms": server[:uncached], "server_cached_ms": server[uncached:],
+            "png_bytes": size}
+
+
+def render_and_poll(bench: Bench) -> tuple[list[Row], dict[str, Any]]:
+    """Scenarios 5 and 6: render 100 and 10,000 workers; the poll delta of one change."""
+    folder = bench.work / "snapshots-render"
+    render_fixture(folder)
+    system = bench.fleet.ours(folder, "--snapshot-interval", "3600", name="ours-render")
+    client = Client(system.port)
+    try:
+        small = render_times(client, system, RENDER_JOB, RENDER_UNCACHED, RENDER_CACHED)
+        large = render_times(client, system, LARGE_JOB, RENDER_LARGE, RENDER_LARGE)
+        payload = poll_payload(client)
+    finally:
+        client.close()
+        bench.fleet.stop(system)
+    rows = [
+        Row(5, "render 100 workers, uncached (client round trip)",
+            median(small["client_uncached_ms"]), "ms", "<=", 15.0,
+            f"server {median(small['server_uncached_ms']):.2f} ms, "
+            f"max {max(small['client_uncached_ms']):.1f} ms; PNG {small['png_bytes']:,} B"),
+        Row(5, "render 100 workers, cached answer (server time)",
+            median(small["server_cached_ms"]), "ms", "<=", 1.0,
+            f"client round trip {median(small['client_cached_ms']):.2f} ms"),
+        Row(5, "render 10,000 workers, uncached (client round trip)",
+            median(large["client_uncached_ms"]), "ms",
+            note=f"server {median(large['server_uncached_ms']):.1f} ms; "
+            f"PNG {large['png_bytes']:,} B; cached {median(large['server_cached_ms']):.2f} ms"),
+        Row(6, "poll body, 1 changed worker of 1,000", float(payload["bytes"]), "B", "<=",
+            1024.0, f"full={payload['full']}, {payload['workers']} worker(s) in the answer; "
+            f"whole job {payload['full_bytes']:,} B"),
+    ]
+    return rows, {"render_100": small, "render_10k": large, "poll": payload}
+
+
+def poll_payload(client: Client) -> dict[str, Any]:
+    """Bytes of the poll answer after one worker of a 1,000-worker job changed."""
+    status_body = client.ok(f"/progress/status?jobid={POLL_JOB}")
+    since = json.loads(status_body)["version"]
+    client.ok(f"/progress/update?jobid={POLL_JOB}&workid=w500&current=51&total=100"
+              "&desc=calibrating")
+    body = client.ok(f"/progress/poll?jobid={POLL_JOB}&since={since}&timeout=0")
+    answer = json.loads(body)
+    return {"bytes": len(body), "full": answer["full"], "workers": len(answer["workers"]),
+            "full_bytes": len(status_body), "body": body.decode()}
