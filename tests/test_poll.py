@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPResponse
 
 from tests.conftest import Fetch, as_json
 from tornado_progress import views
+from tornado_progress.config import Settings
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Store
 
@@ -173,3 +174,20 @@ async def test_dropped_parked_polls_leave_no_waiters(fetch: Fetch, waiters: Wait
         writer.close()
     await wait_for_waiters(waiters, baseline)
     assert as_json(await fetch("health"))["waiters"] == baseline
+
+
+@pytest.mark.parametrize("settings", [Settings(poll_interval=0.3)])
+@pytest.mark.gen_test
+async def test_a_viewer_coming_back_behind_waits_for_the_pacing_interval(
+        fetch: Fetch, waiters: Waiters, settings: Settings) -> None:
+    version = await three_workers(fetch)
+    poll = await start_poll(fetch, waiters, "j", version)
+    await fetch("update", jobid="j", workid="w1", current=2, total=10)
+    answered = as_json(await poll)["version"]  # quiet job: answered at once
+    await fetch("update", jobid="j", workid="w2", current=2, total=10)  # during the round trip
+    again = await start_poll(fetch, waiters, "j", answered)  # parked, not answered at once
+    body = as_json(await again)
+    assert body["full"] is False
+    assert [w["workid"] for w in body["workers"]] == ["w2"]
+    fresh = as_json(await fetch("poll", jobid="j", since=0))  # a new page is never held back
+    assert fresh["full"] is True

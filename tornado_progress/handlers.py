@@ -194,8 +194,12 @@ class PollHandler(ApiHandler):
         timeout = params.bounded("timeout", self.arg("timeout"), 25.0, 0.0, 60.0)
         job = self.store.get(jobid)
         self.set_header("Cache-Control", "no-store")
-        if job.version == since and timeout > 0:
+        behind = job.generation <= since < job.version  # a delta is due
+        if timeout > 0 and (job.version == since or
+                            (behind and self.waiters.held_back(job.key))):
             parked = self.waiters.park(job.key, timeout)
+            if behind:
+                self.waiters.wake(job.key)  # answered at the end of the pacing interval
             self._parked = (job.key, parked)
             await parked
             self._parked = None

@@ -39,6 +39,13 @@ class Waiters:
         else:
             self._scheduled[key] = loop.call_at(due, self._answer, key)
 
+    def held_back(self, key: str) -> bool:
+        """True while job `key` is inside the pacing interval of its last answer: a viewer that
+        comes back with a cursor already behind then waits for the interval's end, with the
+        others, instead of costing an answer of its own."""
+        last = self._last_wake.get(key)
+        return last is not None and asyncio.get_running_loop().time() < last + self.min_interval
+
     def _answer(self, key: str) -> None:
         self._scheduled.pop(key, None)
         waiters = self._by_job.pop(key, None)
