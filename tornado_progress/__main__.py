@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="days a job is kept after its last create or update (decimal)")
     parser.add_argument("--stale-after", type=_positive_float, default=300.0,
                         help="seconds without an update after which a running worker is stale")
-    parser.add_argument("--poll-interval", type=_non_negative_float, default=0.1,
+    parser.add_argument("--poll-interval", type=_non_negative_float, default=0.08,
                         help="seconds: a job's viewers are answered at most this often; the "
                              "changes in between come in one answer")
     parser.add_argument("--max-jobs", type=_positive_int, default=Limits.max_jobs,

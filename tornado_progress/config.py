@@ -17,6 +17,6 @@ class Settings:
     snapshot_interval: float = 5.0
     limits: Limits = field(default_factory=Limits)
     stale_after: float = 300.0
-    poll_interval: float = 0.1
+    poll_interval: float = 0.08
     max_request_bytes: int = 64 * 1024
     demo: bool = False
