@@ -8,7 +8,6 @@ Strings are drawn as given, never interpreted as markup, format or text directio
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 import cairo
 
-from . import palette, views
+from . import palette, png_encoder, views
 from .model import Worker
 from .render_text import (
     TEXT_ERRORS,
@@ -117,7 +116,7 @@ def picture_time(now: float) -> str:
 
 
 def paint(ctx: Any, name: str) -> None:
-    ctx.set_source_rgb(*palette.rgb(name))
+    ctx.set_source_rgb(*png_encoder.surface_rgb(name))
 
 
 def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
@@ -326,7 +325,7 @@ def draw_marks(ctx: Any, marks: Sequence[Mark]) -> None:
 
 
 def canvas(width: int, height: int, scale: float) -> tuple[Any, Any]:
-    surface = cairo.ImageSurface(cairo.FORMAT_RGB24, round(width * scale),
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, round(width * scale),
                                  round(height * scale))
     ctx = cairo.Context(surface)
     ctx.scale(scale, scale)
@@ -336,9 +335,7 @@ def canvas(width: int, height: int, scale: float) -> tuple[Any, Any]:
 
 
 def png(surface: Any) -> bytes:
-    out = io.BytesIO()
-    surface.write_to_png(out)
-    return out.getvalue()
+    return png_encoder.encode(surface)
 
 
 def prepare(chart: ChartInput, width: int, scale: float

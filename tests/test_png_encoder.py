@@ -1,0 +1,40 @@
+"""The renderer's PNG writer: valid files with the colours drawn, on either byte order."""
+
+from __future__ import annotations
+
+import io
+
+import cairo
+import pytest
+
+from tornado_progress import palette, png_encoder
+
+
+def drawn(width: int, height: int) -> cairo.ImageSurface:
+    """The left half in the palette's failed red, the right half in ok green."""
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
+    ctx = cairo.Context(surface)
+    for name, left in (("failed", 0), ("ok", width // 2)):
+        ctx.set_source_rgb(*png_encoder.surface_rgb(name))
+        ctx.rectangle(left, 0, width - width // 2 if left else width // 2, height)
+        ctx.fill()
+    return surface
+
+
+def pixel(surface: cairo.ImageSurface, x: int, y: int) -> tuple[int, int, int]:
+    """(red, green, blue) of a surface cairo decoded (native ARGB32)."""
+    data = surface.get_data()
+    value = int.from_bytes(data[y * surface.get_stride() + 4 * x:][:4], "little")
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_written_png_decodes_to_the_palette_colours(monkeypatch: pytest.MonkeyPatch,
+                                                    direct: bool) -> None:
+    monkeypatch.setattr(png_encoder, "DIRECT", direct)
+    data = png_encoder.encode(drawn(7, 3))
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    decoded = cairo.ImageSurface.create_from_png(io.BytesIO(data))
+    assert (decoded.get_width(), decoded.get_height()) == (7, 3)
+    assert pixel(decoded, 0, 0) == palette.COLOURS["failed"]
+    assert pixel(decoded, 6, 2) == palette.COLOURS["ok"]
