@@ -1,14 +1,15 @@
 """HTTP handlers: parse and validate, call the model, shape the answer.
 
-Every handler gets its collaborators (store, waiters, snapshotter, settings) as `initialize()`
-keyword arguments. `ApiHandler` turns domain errors into the contract's JSON error sentences,
-so no handler formats an error itself.
+Every handler gets its collaborators (store, waiters, snapshotter, renderer, settings) as
+`initialize()` keyword arguments. `ApiHandler` turns domain errors into the contract's JSON error
+sentences, so no handler formats an error itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -50,16 +51,26 @@ class ApiHandler(web.RequestHandler):
         except UnicodeDecodeError:
             raise BadParameter(f"{name} must be UTF-8 text, got {values[-1][:40]!r}") from None
 
-    async def get(self) -> None:
-        await self.guarded()
+    def get(self) -> Awaitable[None] | None:
+        return self.guarded()
 
-    async def guarded(self) -> None:
+    def guarded(self) -> Awaitable[None] | None:
+        """Runs `respond`, turning a domain error into the contract's sentence. A handler whose
+        answer is ready at once stays synchronous: no coroutine per update."""
         try:
-            await self.respond()
+            pending = self.respond()
+        except ModelError as error:
+            self.fail(error.status, error.message)
+            return None
+        return None if pending is None else self._settle(pending)
+
+    async def _settle(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
         except ModelError as error:
             self.fail(error.status, error.message)
 
-    async def respond(self) -> None:
+    def respond(self) -> Awaitable[None] | None:
         raise NotImplementedError
 
     def fail(self, status: int, sentence: str) -> None:
@@ -120,9 +131,12 @@ class FormHandler(ApiHandler):
     """An endpoint that also takes a form-encoded POST, whose size is checked before it is read,
     so an oversized body is answered with a sentence instead of a dropped connection."""
 
+    _body: list[bytes]
+
     def prepare(self) -> None:
-        self._body: list[bytes] = []
-        self._body_size = 0
+        self._body = []
+        if self.request.method != "POST":
+            return
         limit = self.config.max_request_bytes
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:
@@ -134,7 +148,7 @@ class FormHandler(ApiHandler):
     def data_received(self, chunk: bytes) -> None:
         self._body.append(chunk)
 
-    async def post(self) -> None:
+    def post(self) -> Awaitable[None] | None:
         body = b"".join(self._body)
         form: dict[str, list[bytes]] = {}
         httputil.parse_body_arguments(self.request.headers.get("Content-Type", ""), body,
@@ -142,11 +156,11 @@ class FormHandler(ApiHandler):
         for name, values in form.items():
             self.request.body_arguments.setdefault(name, []).extend(values)
             self.request.arguments.setdefault(name, []).extend(values)
-        await self.guarded()
+        return self.guarded()
 
 
 class CreateHandler(FormHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         desc, truncated = params.description(self.arg("desc"))
         job = self.store.create(jobid, desc)
@@ -155,7 +169,7 @@ class CreateHandler(FormHandler):
 
 
 class UpdateHandler(FormHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         workid = params.identifier("workid", self.arg("workid"))
         current = params.number("current", self.arg("current"))
@@ -169,14 +183,14 @@ class UpdateHandler(FormHandler):
 
 
 class DeleteHandler(FormHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         self.store.delete(jobid)
         self.write_json({"jobid": jobid, "deleted": True})
 
 
 class StatusHandler(ApiHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         job = self.store.get(params.identifier("jobid", self.arg("jobid")))
         self.set_header("Cache-Control", "no-store")
         self.write_bytes(views.full_body(job, time.time(), self.config.stale_after))
@@ -215,7 +229,7 @@ class PollHandler(ApiHandler):
 
 
 class HealthHandler(ApiHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         self.set_header("Cache-Control", "no-store")
         self.write_json({
             "status": "ok",
@@ -229,7 +243,7 @@ class HealthHandler(ApiHandler):
 
 
 class NotFoundHandler(ApiHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         self.fail(404, f"there is no endpoint {self.request.path!r}; see /progress/health and "
                        "the README for the endpoints")
 

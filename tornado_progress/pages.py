@@ -57,7 +57,7 @@ def duration(seconds: float | None) -> str:
 
 
 class ShowHandler(ApiHandler):
-    async def respond(self) -> None:
+    def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         job = self.store.find(jobid)
         self.set_header("Cache-Control", "no-store")
