@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -36,7 +37,7 @@ def test_help_lists_every_option() -> None:
                             capture_output=True, text=True, check=True)
     for option in ("--host", "--port", "--snapshot-dir", "--snapshot-interval", "--keep-days",
                    "--demo", "--stale-after", "--poll-interval", "--max-jobs",
-                   "--max-workers-per-job",
+                   "--max-workers-per-job", "--max-workers",
                    "--max-request-bytes"):
         assert option in result.stdout
 
@@ -126,3 +127,14 @@ def test_keep_days_is_a_decimal(tmp_path: Path) -> None:
         with pytest.raises(ErrorStatus) as missing:
             server.get("status?jobid=short")
         assert missing.value.code == 404
+
+
+def test_a_request_line_over_the_limit_gets_a_413_sentence(tmp_path: Path) -> None:
+    with running_server(tmp_path / "snapshots", "--max-request-bytes", "2000") as server:
+        with pytest.raises(ErrorStatus) as refused:
+            update(server, jobid="j", workid="w", current=1, total=2, desc="x" * 5000)
+        assert refused.value.code == 413
+        assert json.loads(refused.value.body)["error"].startswith("the request line is ")
+        assert server.get("health")["jobs"] == 0
+        # a short one still works on the same server
+        assert update(server, jobid="j", workid="w", current=1, total=2)["truncated"] is False

@@ -255,6 +255,7 @@ async def test_oversized_body_is_413_with_a_sentence(fetch: Fetch, store: Store)
     response = await fetch("update", method="POST", body="desc=" + "x" * 70_000 + "&jobid=j"
                            "&workid=w&current=1&total=2")
     assert response.code == 413
+    assert as_json(response)["error"].startswith("the request body is ")
     assert "--max-request-bytes" in as_json(response)["error"]
     assert store.jobs == {}
 

@@ -159,6 +159,17 @@ def test_worker_limit(clock: FakeClock) -> None:
     assert store.get("j").version > version
 
 
+def test_total_worker_limit_across_jobs(clock: FakeClock) -> None:
+    store, _ = make_store(clock, max_workers=2)
+    store.update("a", "w1", 1, 2, "", True)
+    store.update("b", "w1", 1, 2, "", True)
+    with pytest.raises(LimitReached) as raised:
+        store.update("c", "w1", 1, 2, "", True)
+    assert "--max-workers)" in raised.value.message
+    assert sorted(store.jobs) == ["a", "b"]  # the job it would have created is not left behind
+    store.update("a", "w1", 2, 2, "", True)
+
+
 def test_rate_is_smoothed_and_resets_when_a_worker_starts_again(clock: FakeClock) -> None:
     store, _ = make_store(clock)
     store.update("j", "w", 0, 100, "", True)

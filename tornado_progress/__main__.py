@@ -19,6 +19,7 @@ from . import __version__
 from .app import make_app
 from .config import Settings
 from .demo import run_demo
+from .handlers import HEADER_HARD_LIMIT
 from .longpoll import Waiters
 from .model import Limits, Store
 from .render_handler import ChartRenderer
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-workers-per-job", type=_positive_int,
                         default=Limits.max_workers_per_job,
                         help="workers in one job; a new worker past it answers 429")
+    parser.add_argument("--max-workers", type=_positive_int, default=Limits.max_workers,
+                        help="workers in all jobs together; a new worker past it answers 429")
     parser.add_argument("--max-request-bytes", type=_positive_int, default=64 * 1024,
                         help="largest request body; a larger one answers 413")
     parser.add_argument("--demo", action="store_true",
@@ -88,7 +91,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         host=args.host, port=args.port, snapshot_dir=args.snapshot_dir,
         snapshot_interval=args.snapshot_interval,
         limits=Limits(max_jobs=args.max_jobs, max_workers_per_job=args.max_workers_per_job,
-                      keep_seconds=args.keep_days * 86400.0),
+                      max_workers=args.max_workers, keep_seconds=args.keep_days * 86400.0),
         stale_after=args.stale_after, poll_interval=args.poll_interval,
         max_request_bytes=args.max_request_bytes, demo=args.demo)
 
@@ -111,7 +114,8 @@ async def main(settings: Settings) -> None:
     snapshotter.load()
     renderer = ChartRenderer()
     app = make_app(store, waiters, snapshotter, settings, renderer)
-    server = HTTPServer(app, xheaders=True, max_body_size=settings.max_request_bytes)
+    server = HTTPServer(app, xheaders=True, max_body_size=settings.max_request_bytes,
+                        max_header_size=max(HEADER_HARD_LIMIT, settings.max_request_bytes))
     server.listen(settings.port, settings.host)
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # the render endpoint is built on this module
     from .render_handler import ChartRenderer
 
 JSON_TYPE = "application/json; charset=UTF-8"
+# Request headers (and so request lines) the server reads at most; past it the connection is
+# closed. Below it, a line longer than --max-request-bytes is answered 413 with a sentence.
+HEADER_HARD_LIMIT = 1024 * 1024
 
 
 class ApiHandler(web.RequestHandler):
@@ -50,6 +53,16 @@ class ApiHandler(web.RequestHandler):
             return values[-1].decode("utf-8")
         except UnicodeDecodeError:
             raise BadParameter(f"{name} must be UTF-8 text, got {values[-1][:40]!r}") from None
+
+    def prepare(self) -> None:
+        # The server reads request lines up to HEADER_HARD_LIMIT, so that one longer than
+        # --max-request-bytes gets this sentence instead of a dropped connection.
+        if len(self.request.uri or "") > self.config.max_request_bytes:
+            self.too_large("line", len(self.request.uri or ""))
+
+    def too_large(self, part: str, size: int) -> None:
+        self.fail(413, f"the request {part} is {size} bytes, more than the limit of "
+                       f"{self.config.max_request_bytes} (option --max-request-bytes)")
 
     def get(self) -> Awaitable[None] | None:
         return self.guarded()
@@ -135,13 +148,13 @@ class FormHandler(ApiHandler):
 
     def prepare(self) -> None:
         self._body = []
-        if self.request.method != "POST":
+        super().prepare()
+        if self._finished or self.request.method != "POST":
             return
         limit = self.config.max_request_bytes
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:
-            self.fail(413, f"the request body is {length} bytes, more than the limit of "
-                           f"{limit} (option --max-request-bytes)")
+            self.too_large("body", int(length))
             return
         self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
 

@@ -136,6 +136,8 @@ class Limits:
 
     max_jobs: int = 10_000
     max_workers_per_job: int = 100_000
+    # About 2 GB at the ~400 bytes a worker takes: the whole server, whatever the jobs.
+    max_workers: int = 5_000_000
     keep_seconds: float = 7 * 86400.0
 
 
@@ -185,6 +187,16 @@ class Store:
                     f"the server holds its limit of {self.limits.max_jobs} jobs "
                     "(option --max-jobs); delete a job or wait for old ones to expire")
 
+    def _check_room_for_worker(self, jobid: str, job: Job | None) -> None:
+        if job is not None and len(job.workers) >= self.limits.max_workers_per_job:
+            raise LimitReached(
+                f"job {jobid!r} holds its limit of {self.limits.max_workers_per_job} workers"
+                " (option --max-workers-per-job)")
+        if self.worker_count >= self.limits.max_workers:
+            raise LimitReached(
+                f"the server holds its limit of {self.limits.max_workers} workers in all "
+                "(option --max-workers); delete a job or wait for old ones to expire")
+
     def get(self, jobid: str) -> Job:
         """The live job named `jobid`; an expired one is gone from the moment it expires."""
         job = self._live(id_key(jobid))
@@ -213,22 +225,21 @@ class Store:
         """Records a worker's state, creating its job if there is none: updates may arrive
         before the create, or after a crash lost the job."""
         key = id_key(jobid)
-        job = self._live(key)
-        now = self.clock()
-        if job is None:
-            self._check_room_for_job(key)
-            job = Job(jobid, "", now, self._next_version())
-            self.jobs[key] = job
         work_key = id_key(workid)
-        previous = job.workers.pop(work_key, None)
+        job = self._live(key)
+        previous = None if job is None else job.workers.pop(work_key, None)
         if previous is None:
-            if len(job.workers) >= self.limits.max_workers_per_job:
-                raise LimitReached(
-                    f"job {jobid!r} holds its limit of {self.limits.max_workers_per_job} workers"
-                    " (option --max-workers-per-job)")
+            # Both checks before anything changes: a refused update leaves no empty job behind.
+            if job is None:
+                self._check_room_for_job(key)
+            self._check_room_for_worker(jobid, job)
             self.worker_count += 1
         else:
             workid = previous.workid  # keep the spelling the worker first reported with
+        now = self.clock()
+        if job is None:
+            job = Job(jobid, "", now, self._next_version())
+            self.jobs[key] = job
         version = self._next_version()
         worker = Worker(workid, current, total, desc, ok, now, version,
                         smoothed_rate(previous, current, now))
