@@ -5,16 +5,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Debian packages: cairo headers and pkg-config to build pycairo, the font the renderer
-# draws with, python3-venv for the virtualenv, and chromium for the browser tests.
-DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core chromium
+# Debian packages: cairo headers and pkg-config to build pycairo, and the font the renderer
+# draws with (install-system-packages adds python3-venv where it is missing); the browser
+# tests also need chromium, which only `make test` installs.
+DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core
+TEST_DEB_PACKAGES := chromium
 
-.PHONY: setup system-packages run test lint bench bench-setup clean
+.PHONY: setup system-packages test-system-packages run test lint bench bench-setup clean
 
 setup: system-packages $(VENV)/.installed
 
 system-packages:
 	@./tools/install-system-packages $(DEB_PACKAGES)
+
+test-system-packages:
+	@./tools/install-system-packages $(TEST_DEB_PACKAGES)
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +35,7 @@ lint: setup
 	$(VENV)/bin/ruff check tornado_progress tests bench
 	$(VENV)/bin/mypy
 
-test: setup lint
+test: setup test-system-packages lint
 	$(PY) -m pytest
 
 # The benchmark's peers stay out of the project's virtualenv: Debian's wrk and Prometheus

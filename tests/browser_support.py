@@ -37,7 +37,7 @@ def launch(playwright: Playwright) -> Browser:
     """Headless Chromium from the system, never a downloaded one."""
     if not CHROMIUM.is_file():
         raise ChromiumMissing(
-            f"Chromium is not installed at {CHROMIUM}: run `make setup` (it installs Debian's "
+            f"Chromium is not installed at {CHROMIUM}: run `make test` (it installs Debian's "
             "chromium package), or point TORNADO_PROGRESS_CHROMIUM at a Chromium binary")
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                       args=CHROMIUM_ARGS)
