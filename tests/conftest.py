@@ -85,16 +85,18 @@ def fetch(http_client: AsyncHTTPClient, base_url: str) -> Fetch:
     with parameters; never raises on an error status."""
 
     async def call(endpoint: str, method: str = "GET", headers: dict[str, str] | None = None,
-                   body: str | bytes | None = None, **params: Any) -> HTTPResponse:
+                   body: str | bytes | None = None, body_producer: Any = None,
+                   **params: Any) -> HTTPResponse:
         query = urlencode(params)
         url = f"{base_url}/progress/{endpoint}"
         if method == "POST":
-            if body is None:
+            if body is None and body_producer is None:
                 body = query
         elif query:
             url += "?" + query
         response: HTTPResponse = await http_client.fetch(
-            url, method=method, body=body, headers=headers, raise_error=False,
+            url, method=method, body=body, body_producer=body_producer, headers=headers,
+            raise_error=False,
             allow_nonstandard_methods=True, request_timeout=70)
         return response
 

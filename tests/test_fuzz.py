@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tornado.httpserver import HTTPServer
 
@@ -115,3 +115,28 @@ def test_random_requests_never_fail_and_refusals_change_nothing(
         if content_type.startswith("application/json"):
             sentence = json.loads(body)["error"]
             assert isinstance(sentence, str) and sentence
+
+
+NUMBERS = st.one_of(st.floats(min_value=0, max_value=1.7e308, allow_nan=False),
+                    st.sampled_from([0.0, 1e-300, 5e-324, 1e308, 1.7976931348623157e308]),
+                    st.integers(min_value=0, max_value=10**30))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(NUMBERS, NUMBERS), min_size=1, max_size=4))
+@example(steps=[(0, 1e308), (1e-300, 1e308)])  # a rate so small the ETA overflows
+@example(steps=[(0, 1.7e308), (1.7e308, 1.7e308), (1.7e308, 1.7e308)])  # the rate overflows
+def test_update_sequences_keep_every_view_answering(server: ThreadedServer,
+                                                    steps: list[tuple[float, float]]) -> None:
+    """Rates and ETAs come from pairs of updates: extreme pairs must not break a view."""
+    for current, total in steps:
+        status, _, body = server.request(
+            "GET", f"/progress/update?jobid=seq&workid=w&current={quote(repr(current))}"
+                   f"&total={quote(repr(total))}", None)
+        assert status == 200, body
+    for view in ("status", "poll?since=0&", "show", "render"):
+        target = f"/progress/{view}{'&' if '?' in view else '?'}jobid=seq".replace("&&", "&")
+        status, _, body = server.request("GET", target, None)
+        assert status in (200, 404), (view, body)
+        if view == "status" and status == 200:
+            json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))

@@ -3,7 +3,9 @@ forms, id equivalence, limits and proxy headers of ../shared/API.md."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
@@ -35,7 +37,8 @@ async def test_create_answers_absolute_urls(fetch: Fetch, base_url: str) -> None
 
 @pytest.mark.gen_test
 async def test_create_urls_honour_forwarded_headers(fetch: Fetch) -> None:
-    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ws.example.org, inner",
+    # lists: the last value is the one our own proxy added
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "spoofed, ws.example.org",
                "X-Forwarded-Prefix": "/tools/"}
     answer = as_json(await fetch("create", jobid="j", headers=headers))
     assert answer["show_url"] == "https://ws.example.org/tools/progress/show?jobid=j"
@@ -43,6 +46,15 @@ async def test_create_urls_honour_forwarded_headers(fetch: Fetch) -> None:
                "X-Forwarded-Port": "8080"}
     answer = as_json(await fetch("create", jobid="j", headers=headers))
     assert answer["render_url"] == "http://proxy:8080/progress/render?jobid=j"
+
+
+@pytest.mark.gen_test
+async def test_forwarded_headers_of_the_wrong_shape_are_ignored(fetch: Fetch,
+                                                                base_url: str) -> None:
+    headers = {"X-Forwarded-Proto": "javascript", "X-Forwarded-Host": 'a"b<c>',
+               "X-Forwarded-Port": "99x", "X-Forwarded-Prefix": "tp"}
+    answer = as_json(await fetch("create", jobid="j", headers=headers))
+    assert answer["show_url"] == base_url + "/progress/show?jobid=j"
 
 
 @pytest.mark.gen_test
@@ -242,9 +254,11 @@ async def test_wrong_method_and_unknown_path_are_json(fetch: Fetch,
     response = await fetch("status", method="POST", jobid="j")
     assert response.code == 405
     assert as_json(response) == {"error": "POST is not allowed on /progress/status; use GET"}
+    assert response.headers["Allow"] == "GET"
     response = await fetch("update", method="PUT", jobid="j")
     assert as_json(response) == {"error": "PUT is not allowed on /progress/update; use GET or "
                                           "POST"}
+    assert response.headers["Allow"] == "GET, POST"
     response = await raw(http_client, base_url, "/progress/nothing")
     assert response.code == 404
     assert "/progress/nothing" in as_json(response)["error"]
@@ -306,3 +320,64 @@ async def test_a_repeated_parameter_counts_once_the_last(http_client: AsyncHTTPC
     await raw(http_client, base_url, "/progress/update?jobid=j&workid=w&current=1&current=3"
               "&total=4")
     assert as_json(await fetch("status", jobid="j"))["workers"][0]["current"] == 3
+
+
+@pytest.mark.gen_test
+async def test_health_answers_head(fetch: Fetch) -> None:
+    response = await fetch("health", method="HEAD")
+    assert response.code == 200
+    assert response.body == b""
+
+
+@pytest.mark.gen_test
+async def test_desc_that_is_not_utf8_is_kept_not_refused(http_client: AsyncHTTPClient,
+                                                         base_url: str, fetch: Fetch) -> None:
+    response = await raw(http_client, base_url, "/progress/update?jobid=j&workid=w&current=1"
+                         "&total=2&desc=caf%e9.fits")
+    assert response.code == 200
+    worker = as_json(await fetch("status", jobid="j"))["workers"][0]
+    assert worker["desc"] == "caf\ufffd.fits"
+
+
+@pytest.mark.parametrize(("content_type", "extra"), [
+    ("multipart/form-data", {}),
+    ("multipart/form-data; boundary=xx", {}),
+    ("application/x-www-form-urlencoded", {"Content-Encoding": "gzip"}),
+])
+@pytest.mark.gen_test
+async def test_unreadable_post_bodies_are_400_sentences(fetch: Fetch, store: Store,
+                                                        content_type: str,
+                                                        extra: dict[str, str]) -> None:
+    response = await fetch("update", method="POST", body="garbage",
+                           headers={"Content-Type": content_type, **extra})
+    assert response.code == 400
+    assert as_json(response)["error"].startswith("the request body is not a form")
+    assert store.jobs == {}
+
+
+@pytest.mark.gen_test
+async def test_an_oversized_chunked_body_is_413_with_a_sentence(fetch: Fetch,
+                                                                 store: Store) -> None:
+    async def chunks(write: Any) -> None:
+        await write(b"jobid=j&workid=w&current=1&total=2&desc=")
+        for _ in range(10):
+            await write(b"x" * 10_000)
+
+    response = await fetch("update", method="POST", body_producer=chunks)
+    assert response.code == 413
+    assert as_json(response)["error"].startswith("the request body is at least ")
+    assert store.jobs == {}
+
+
+@pytest.mark.gen_test
+async def test_a_refused_long_request_line_is_logged_cut(fetch: Fetch,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    with caplog.at_level(logging.INFO, logger="tornado.access"):
+        response = await fetch("status", jobid="x" * 50_000)  # under Tornado's own 64 KiB
+    assert response.code == 400
+    [line] = [record.getMessage() for record in caplog.records
+              if record.name == "tornado.access"]
+    assert line.startswith("400 GET /progress/status?jobid=xxx")
+    assert "(50023 characters)" in line
+    assert len(line) < 400

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import struct
+import time
 from pathlib import Path
 
 import msgpack
@@ -198,3 +200,29 @@ def test_a_worker_count_that_does_not_match_is_rejected(clock: FakeClock) -> Non
         header, claims_two, [list(worker)], {"end": True, "jobs": 1}))
     with pytest.raises(SnapshotError, match="fewer workers"):
         read_stream(io.BytesIO(data))
+
+
+@pytest.mark.gen_test
+async def test_a_save_cancelled_mid_write_does_not_collide_with_the_final_one(
+        clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM cancels the periodic save while its thread writes; the final save must wait."""
+    store = filled_store(clock)
+    snapshotter = Snapshotter(store, tmp_path)
+    snapshotter.saved_version = None  # type: ignore[assignment]
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.3)  # a slow disk
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    periodic = asyncio.ensure_future(snapshotter.save())
+    await asyncio.sleep(0.1)
+    periodic.cancel()
+    final = await snapshotter.save(force=True)
+    assert final is not None and final.exists()
+    assert periodic.cancelled()
+    assert not list(tmp_path.glob(".*.tmp"))
+    loaded = Store(Limits(keep_seconds=1000), clock=clock)
+    assert Snapshotter(loaded, tmp_path).load() == final
+    assert loaded.worker_count == 15

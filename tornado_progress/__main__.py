@@ -19,7 +19,7 @@ from . import __version__
 from .app import make_app
 from .config import Settings
 from .demo import run_demo
-from .handlers import HEADER_HARD_LIMIT
+from .handlers import HARD_REQUEST_LIMIT
 from .longpoll import Waiters
 from .model import Limits, Store
 from .render_handler import ChartRenderer
@@ -77,7 +77,10 @@ def _positive_float(text: str) -> float:
 
 
 def _non_negative_float(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
+    try:
+        return 0.0 if float(text) == 0 else _positive_float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -114,8 +117,9 @@ async def main(settings: Settings) -> None:
     snapshotter.load()
     renderer = ChartRenderer()
     app = make_app(store, waiters, snapshotter, settings, renderer)
-    server = HTTPServer(app, xheaders=True, max_body_size=settings.max_request_bytes,
-                        max_header_size=max(HEADER_HARD_LIMIT, settings.max_request_bytes))
+    hard_limit = max(HARD_REQUEST_LIMIT, settings.max_request_bytes)
+    server = HTTPServer(app, xheaders=True, max_body_size=hard_limit,
+                        max_header_size=hard_limit)
     server.listen(settings.port, settings.host)
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tornado import web
+from tornado.log import access_log
 
 from . import handlers, pages, palette, render_handler
 from .config import Settings
@@ -23,6 +24,23 @@ def resource_dir(name: str) -> Path:
     if beside.is_dir():
         return beside
     return Path(sys.prefix) / "share" / "tornado_progress" / name
+
+
+# Characters of a request line kept in the access log: a refused megabyte must not land whole.
+LOGGED_URI_CHARS = 200
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access-log line, with a long request line cut."""
+    status = handler.get_status()
+    write = (access_log.info if status < 400 else
+             access_log.warning if status < 500 else access_log.error)
+    request = handler.request
+    uri = request.uri or ""
+    if len(uri) > LOGGED_URI_CHARS:
+        uri = f"{uri[:LOGGED_URI_CHARS]}... ({len(uri)} characters)"
+    write("%d %s %s (%s) %.2fms", status, request.method, uri, request.remote_ip,
+          1000.0 * request.request_time())
 
 
 def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
@@ -50,5 +68,6 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         default_handler_class=handlers.NotFoundHandler,
         default_handler_args=deps,
         ui_methods={"palette_css": lambda handler: palette.css_variables()},
+        log_function=log_request,
         **tornado_settings,
     )

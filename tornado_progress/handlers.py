@@ -8,6 +8,7 @@ sentences, so no handler formats an error itself.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -25,9 +26,9 @@ if TYPE_CHECKING:  # the render endpoint is built on this module
     from .render_handler import ChartRenderer
 
 JSON_TYPE = "application/json; charset=UTF-8"
-# Request headers (and so request lines) the server reads at most; past it the connection is
-# closed. Below it, a line longer than --max-request-bytes is answered 413 with a sentence.
-HEADER_HARD_LIMIT = 1024 * 1024
+# Request headers (and so request lines), and bodies, the server reads at most; past it the
+# connection is closed. Below it, more than --max-request-bytes is answered 413 with a sentence.
+HARD_REQUEST_LIMIT = 1024 * 1024
 
 
 class ApiHandler(web.RequestHandler):
@@ -42,27 +43,31 @@ class ApiHandler(web.RequestHandler):
         self.config = settings
         self.started = started
 
-    def arg(self, name: str) -> str | None:
+    def arg(self, name: str, lenient: bool = False) -> str | None:
         """A parameter exactly as sent, the last one if repeated. Not `get_argument`, which
         strips spaces (ids may hold them) and replaces control characters (strings are kept
-        as given and escaped where they are shown)."""
+        as given and escaped where they are shown). `lenient` text is never refused: bytes
+        that are not UTF-8 (a Latin-1 file name in a message) become U+FFFD."""
         values = self.request.arguments.get(name)
         if not values:
             return None
+        if lenient:
+            return values[-1].decode("utf-8", errors="replace")
         try:
             return values[-1].decode("utf-8")
         except UnicodeDecodeError:
             raise BadParameter(f"{name} must be UTF-8 text, got {values[-1][:40]!r}") from None
 
     def prepare(self) -> None:
-        # The server reads request lines up to HEADER_HARD_LIMIT, so that one longer than
+        # The server reads request lines up to HARD_REQUEST_LIMIT, so that one longer than
         # --max-request-bytes gets this sentence instead of a dropped connection.
         if len(self.request.uri or "") > self.config.max_request_bytes:
             self.too_large("line", len(self.request.uri or ""))
 
-    def too_large(self, part: str, size: int) -> None:
-        self.fail(413, f"the request {part} is {size} bytes, more than the limit of "
-                       f"{self.config.max_request_bytes} (option --max-request-bytes)")
+    def too_large(self, part: str, size: int, at_least: bool = False) -> None:
+        self.fail(413, f"the request {part} is {'at least ' if at_least else ''}{size} bytes, "
+                       f"more than the limit of {self.config.max_request_bytes} "
+                       "(option --max-request-bytes)")
 
     def get(self) -> Awaitable[None] | None:
         return self.guarded()
@@ -87,8 +92,13 @@ class ApiHandler(web.RequestHandler):
         raise NotImplementedError
 
     def fail(self, status: int, sentence: str) -> None:
+        """Answers with an error sentence, dropping whatever headers the handler had set."""
         self.clear()
         self.set_status(status)
+        self.error_body(sentence)
+
+    def error_body(self, sentence: str) -> None:
+        """The error answer's body: the contract's JSON; the show page renders HTML."""
         self.write_json({"error": sentence})
 
     def write_json(self, document: Any) -> None:
@@ -104,13 +114,17 @@ class ApiHandler(web.RequestHandler):
         error = kwargs.get("exc_info", (None, None))[1]
         sentence = self._reason
         if status_code == 405:
-            allowed = "GET or POST" if isinstance(self, FormHandler) else "GET"
-            sentence = f"{self.request.method} is not allowed on {self.request.path}; use {allowed}"
+            allowed = [method for method in ("GET", "HEAD", "POST")
+                       if getattr(type(self), method.lower()) is not getattr(
+                           web.RequestHandler, method.lower())]
+            self.set_header("Allow", ", ".join(allowed))
+            sentence = (f"{self.request.method} is not allowed on {self.request.path}; use "
+                        f"{' or '.join(allowed)}")
         elif status_code >= 500:
             sentence = "the server failed to answer this request; the error is in its log"
         elif isinstance(error, web.HTTPError) and error.log_message:
             sentence = error.log_message % error.args if error.args else error.log_message
-        self.fail(status_code, sentence)
+        self.error_body(sentence)  # Tornado has cleared the headers and set the status
 
     def compute_etag(self) -> str | None:
         return None  # JSON answers are live state: no point hashing every body
@@ -118,14 +132,14 @@ class ApiHandler(web.RequestHandler):
     def absolute_url(self, path: str) -> str:
         """An absolute URL on this server as the client sees it, behind a proxy too."""
         headers = self.request.headers
-        scheme = first_value(headers.get("X-Forwarded-Proto")) or self.request.protocol
-        host = first_value(headers.get("X-Forwarded-Host")) or self.request.host
-        port = first_value(headers.get("X-Forwarded-Port"))
-        if port and ":" not in host.rsplit("]", 1)[-1]:
+        scheme = proxy_header(headers, "X-Forwarded-Proto", _SCHEME) or self.request.protocol
+        host = proxy_header(headers, "X-Forwarded-Host", _HOST) or self.request.host
+        port = proxy_header(headers, "X-Forwarded-Port", _PORT)
+        if port and not _HAS_PORT.search(host):
             default = {"http": "80", "https": "443"}.get(scheme)
             if port != default:
                 host = f"{host}:{port}"
-        prefix = (first_value(headers.get("X-Forwarded-Prefix")) or "").rstrip("/")
+        prefix = proxy_header(headers, "X-Forwarded-Prefix", _PREFIX).rstrip("/")
         return f"{scheme}://{host}{prefix}{path}"
 
     def job_urls(self, jobid: str) -> dict[str, str]:
@@ -134,9 +148,18 @@ class ApiHandler(web.RequestHandler):
                 for name in ("show", "render", "status")}
 
 
-def first_value(header: str | None) -> str:
-    """The first of a comma-separated proxy header (the one the client's proxy set)."""
-    return (header or "").split(",", 1)[0].strip()
+_SCHEME = re.compile(r"https?", re.ASCII)
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", re.ASCII)
+_HAS_PORT = re.compile(r":[0-9]+$", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_PREFIX = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*", re.ASCII)
+
+
+def proxy_header(headers: httputil.HTTPHeaders, name: str, shape: re.Pattern[str]) -> str:
+    """The last value of a comma-separated proxy header (the one our own proxy added, as
+    Tornado's `xheaders` reads them), or "" when it is absent or not of the expected shape."""
+    value = (headers.get(name) or "").rsplit(",", 1)[-1].strip()
+    return value if shape.fullmatch(value) else ""
 
 
 @web.stream_request_body
@@ -148,24 +171,35 @@ class FormHandler(ApiHandler):
 
     def prepare(self) -> None:
         self._body = []
+        self._body_size = 0
         super().prepare()
         if self._finished or self.request.method != "POST":
             return
-        limit = self.config.max_request_bytes
         length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
+        if length.isdigit() and int(length) > self.config.max_request_bytes:
             self.too_large("body", int(length))
-            return
-        self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
+        # A chunked body has no Content-Length to check before: count it as it comes.
+        if self._finished:
+            return
+        self._body_size += len(chunk)
+        if self._body_size > self.config.max_request_bytes:
+            self.too_large("body", self._body_size, at_least=True)
+            return
         self._body.append(chunk)
 
     def post(self) -> Awaitable[None] | None:
-        body = b"".join(self._body)
+        if self._finished:  # refused while the body came in
+            return None
         form: dict[str, list[bytes]] = {}
-        httputil.parse_body_arguments(self.request.headers.get("Content-Type", ""), body,
-                                      form, {}, self.request.headers)
+        try:
+            httputil.parse_body_arguments(self.request.headers.get("Content-Type", ""),
+                                          b"".join(self._body), form, {}, self.request.headers)
+        except httputil.HTTPInputError as error:
+            self.fail(400, f"the request body is not a form this server reads ({error}); send "
+                           "application/x-www-form-urlencoded or multipart/form-data")
+            return None
         for name, values in form.items():
             self.request.body_arguments.setdefault(name, []).extend(values)
             self.request.arguments.setdefault(name, []).extend(values)
@@ -175,7 +209,7 @@ class FormHandler(ApiHandler):
 class CreateHandler(FormHandler):
     def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
-        desc, truncated = params.description(self.arg("desc"))
+        desc, truncated = params.description(self.arg("desc", lenient=True))
         job = self.store.create(jobid, desc)
         self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
                          "truncated": truncated, **self.job_urls(job.jobid)})
@@ -187,7 +221,7 @@ class UpdateHandler(FormHandler):
         workid = params.identifier("workid", self.arg("workid"))
         current = params.number("current", self.arg("current"))
         total = params.number("total", self.arg("total"))
-        desc, truncated = params.description(self.arg("desc"))
+        desc, truncated = params.description(self.arg("desc", lenient=True))
         ok = params.flag("ok", self.arg("ok"), default=True)
         worker = self.store.update(jobid, workid, current, total, desc, ok)
         # Formatted by hand: this is the answer every worker waits for.
@@ -242,7 +276,11 @@ class PollHandler(ApiHandler):
 
 
 class HealthHandler(ApiHandler):
+    def head(self) -> Awaitable[None] | None:
+        return self.get()  # `curl -I` and load balancers' checks; Tornado sends no body
+
     def respond(self) -> None:
+        self.store.sweep()  # count only the jobs that are still alive
         self.set_header("Cache-Control", "no-store")
         self.write_json({
             "status": "ok",

@@ -87,10 +87,11 @@ def smoothed_rate(previous: Worker | None, current: Number, now: float) -> float
     if elapsed <= 0:
         return previous.rate
     instant = (current - previous.current) / elapsed
-    if previous.rate is None:
-        return instant
-    weight = 1.0 - math.exp(-elapsed / RATE_TIME_CONSTANT_S)
-    return previous.rate + weight * (instant - previous.rate)
+    if previous.rate is not None:
+        weight = 1.0 - math.exp(-elapsed / RATE_TIME_CONSTANT_S)
+        instant = previous.rate + weight * (instant - previous.rate)
+    # Finite inputs near the float limit can still overflow: no speed beats a wrong one.
+    return instant if math.isfinite(instant) else None
 
 
 class Job:

@@ -11,6 +11,7 @@ close the script element; the browser script puts strings in as text, never as m
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +43,7 @@ def script_json(body: bytes) -> str:
 
 def duration(seconds: float | None) -> str:
     """A span of time as the browser script writes it ("4 min 12 s"); a dash when unknown."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "\u2014"
     whole = max(0, round(seconds))
     if whole < 60:
@@ -86,8 +87,6 @@ class ShowHandler(ApiHandler):
         url = super().static_url(path, include_host, **kwargs)
         return url.removeprefix(STATIC_PREFIX) if not include_host else url
 
-    def fail(self, status: int, sentence: str) -> None:
-        self.clear()
-        self.set_status(status)
+    def error_body(self, sentence: str) -> None:
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.render("error.html", status=status, sentence=sentence)
+        self.render("error.html", status=self.get_status(), sentence=sentence)

@@ -12,8 +12,10 @@ import re
 from .model import DESC_MAX_CHARS, ID_MAX_CHARS, BadParameter, Number
 
 # Integers or decimals, optionally with an exponent: no signs, no nan/inf, no "1_000".
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"\d{1,18}")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_INT = re.compile(r"\d{1,18}", re.ASCII)
+# A version cursor: zero padding is harmless, so only the value is bounded.
+_CURSOR = re.compile(r"0*(\d{1,18})", re.ASCII)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # What reaches a user in a sentence: enough to recognise the value, never a flood.
@@ -95,6 +97,7 @@ def bounded(name: str, value: str | None, default: float, low: float, high: floa
 def version(name: str, value: str | None) -> int:
     """A version cursor: a whole number >= 0."""
     text = required(name, value).strip()
-    if not _INT.fullmatch(text):
+    match = _CURSOR.fullmatch(text)
+    if match is None:
         raise BadParameter(f"{name} must be a whole number >= 0, got {quoted(text)}")
-    return int(text)
+    return int(match.group(1))

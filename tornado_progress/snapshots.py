@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -185,8 +186,15 @@ class Snapshotter:
                 return None
             jobs = copy_state(self.store)
             started = time.monotonic()
-            path = await asyncio.get_running_loop().run_in_executor(
+            writing = asyncio.get_running_loop().run_in_executor(
                 None, self._write, jobs, version)
+            try:
+                path = await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                # The thread writes on regardless: keep the lock until it is done, so that the
+                # final snapshot at shutdown cannot start a second write beside it.
+                await asyncio.wait((writing,))
+                raise
             self.saved_version = version
             self.last_snapshot = time.time()
             log.info("snapshot %s: %d jobs, %d workers, %.0f ms", path.name, len(jobs),
@@ -196,9 +204,11 @@ class Snapshotter:
     def _write(self, jobs: list[JobCopy], version: int) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"{PREFIX}{version:020d}{SUFFIX}"
-        temporary = self.directory / f".{final.name}.tmp"
+        descriptor, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp",
+                                            dir=self.directory)
+        temporary = Path(name)
         try:
-            with temporary.open("wb") as out:
+            with os.fdopen(descriptor, "wb") as out:
                 write_stream(out, jobs, version, time.time())
                 out.flush()
                 os.fsync(out.fileno())

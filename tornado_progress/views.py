@@ -8,6 +8,7 @@ hundred viewers woken by one update share one encoding. Nothing here knows about
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -41,7 +42,8 @@ def worker_eta(worker: Worker) -> float | None:
         return 0.0
     if not worker.rate or worker.rate <= 0:
         return None
-    return (worker.total - worker.current) / worker.rate
+    eta = (worker.total - worker.current) / worker.rate
+    return eta if math.isfinite(eta) else None
 
 
 def worker_json(worker: Worker, now: float, stale_after: float) -> dict[str, Any]:
@@ -123,7 +125,10 @@ def sorted_workers(job: Job) -> list[Worker]:
 
 
 def encode(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    # allow_nan=False: NaN and Infinity are not JSON, and a client's parser would refuse the
+    # whole answer; better a loud error here, found by the tests.
+    return json.dumps(document, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":")).encode()
 
 
 def remember(job: Job, key: Any, value: Any) -> None:
