@@ -19,7 +19,7 @@ def test_numbers_accepted(text: str, value: float) -> None:
 
 
 @pytest.mark.parametrize("text", ["abc", "-1", "nan", "inf", "Infinity", "", "1_000", "0x10",
-                                  "1e999", "5 5", "--5"])
+                                  "1e999", "5 5", "--5", "٨٠٠", "5\u0665"])
 def test_numbers_rejected_with_a_sentence_naming_the_parameter(text: str) -> None:
     with pytest.raises(BadParameter) as raised:
         params.number("total", text)
@@ -91,5 +91,7 @@ def test_long_values_are_cut_in_sentences() -> None:
 
 def test_version_cursor() -> None:
     assert params.version("since", "17") == 17
+    assert params.version("since", "0000001795930767471922") == 1795930767471922
+    assert params.version("since", "0") == 0
     with pytest.raises(BadParameter, match=r"^since must be a whole number >= 0, got '-1'$"):
         params.version("since", "-1")

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPResponse
 
-from tests.conftest import Fetch
+from tests.conftest import FakeClock, Fetch
+from tornado_progress.model import Store
 from tornado_progress.pages import duration, script_json
 from tornado_progress.views import percent
 
@@ -195,3 +196,17 @@ async def test_errors_tornado_raises_on_the_page_are_html_too(fetch: Fetch) -> N
     assert response.code == 405
     assert response.headers["Content-Type"].startswith("text/html")
     assert b"POST is not allowed on /progress/show; use GET" in response.body
+
+
+@pytest.mark.gen_test
+async def test_header_counts_add_up_without_javascript(fetch: Fetch, store: Store,
+                                                       clock: FakeClock) -> None:
+    store.clock = clock
+    for workid in ("w1", "w2", "w3"):
+        store.update("j", workid, 1, 10, "", True)
+    clock.advance(400)  # past the default --stale-after of 300 s
+    store.update("j", "w4", 1, 10, "", True)
+    body = (await fetch("show", jobid="j")).body.decode()
+    counts = dict(re.findall(r'<dd id="count-(\w+)">(-?\d+)</dd>', body))
+    assert counts["ok"] == "1"
+    assert counts["stale"] == "3"

@@ -240,7 +240,7 @@ class StatusHandler(ApiHandler):
     def respond(self) -> None:
         job = self.store.get(params.identifier("jobid", self.arg("jobid")))
         self.set_header("Cache-Control", "no-store")
-        self.write_bytes(views.full_body(job, time.time(), self.config.stale_after))
+        self.write_bytes(views.full_body(job, self.store.clock(), self.config.stale_after))
 
 
 class PollHandler(ApiHandler):
@@ -267,7 +267,7 @@ class PollHandler(ApiHandler):
             if self._gone:
                 return
             job = self.store.get(jobid)  # deleted or expired meanwhile: 404
-        self.write_bytes(views.poll_body(job, since, time.time(), self.config.stale_after))
+        self.write_bytes(views.poll_body(job, since, self.store.clock(), self.config.stale_after))
 
     def on_connection_close(self) -> None:
         self._gone = True

@@ -12,7 +12,6 @@ close the script element; the browser script puts strings in as text, never as m
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -71,7 +70,7 @@ class ShowHandler(ApiHandler):
         self.render_job(job)
 
     def render_job(self, job: Job) -> None:
-        now = time.time()
+        now = self.store.clock()
         stale_after = self.config.stale_after
         summary = views.summary(job, now, stale_after)
         self.render("show.html", job=job, summary=summary,
