@@ -11,9 +11,9 @@ The product runs unchanged. Beside it, on the same event loop, a tiny second Tor
   throughput is measured.
 - `POST /timing/start` records Tornado's own request time (from the request's headers being
   parsed to its last byte being handed to the socket) of every request to the product;
-  `POST /timing/stop` answers them as `[[path, status, ms], ...]`. This hooks Tornado's
-  `log_function`, which the product leaves unset: requests are logged as Tornado's default
-  would at warning level (only 4xx and 5xx).
+  `POST /timing/stop` answers them as `[[path, status, ms], ...]`. This replaces the product's
+  `log_function` (make_app lets a caller's Tornado settings win): requests are logged as
+  Tornado's default would at warning level (only 4xx and 5xx).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class ControlHandler(web.RequestHandler):
 
 
 def install_timing_hook(timings: Timings) -> None:
-    """Makes `main()` build its app with our `log_function` (the product leaves it unset)."""
+    """Makes `main()` build its app with our `log_function` in place of the product's."""
     namespace = vars(product)  # `main()` looks `make_app` up in its module's globals
     make_app = namespace["make_app"]
 

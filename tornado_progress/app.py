@@ -68,6 +68,5 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         default_handler_class=handlers.NotFoundHandler,
         default_handler_args=deps,
         ui_methods={"palette_css": lambda handler: palette.css_variables()},
-        log_function=log_request,
-        **tornado_settings,
+        **{"log_function": log_request, **tornado_settings},
     )
