@@ -226,3 +226,15 @@ async def test_a_save_cancelled_mid_write_does_not_collide_with_the_final_one(
     loaded = Store(Limits(keep_seconds=1000), clock=clock)
     assert Snapshotter(loaded, tmp_path).load() == final
     assert loaded.worker_count == 15
+
+
+def test_files_written_with_another_chunk_size_still_load(clock: FakeClock,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    store = filled_store(clock, jobs=1, workers=5000)
+    monkeypatch.setattr(snapshots, "CHUNK", 5000)
+    out = io.BytesIO()
+    snapshots.write_stream(out, snapshots.copy_state(store), store.version, 0.0)
+    monkeypatch.setattr(snapshots, "CHUNK", 512)
+    jobs, _ = read_stream(io.BytesIO(out.getvalue()))
+    assert len(jobs[0].workers) == 5000

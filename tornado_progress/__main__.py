@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from tornado.httpserver import HTTPServer
@@ -26,6 +27,7 @@ from .render_handler import ChartRenderer
 from .snapshots import Snapshotter
 
 log = logging.getLogger("tornado_progress")
+SWITCH_INTERVAL_S = 0.001
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,6 +113,9 @@ async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float)
 
 
 async def main(settings: Settings) -> None:
+    # The snapshot and render threads hold the GIL between their C calls; the event loop gets
+    # it back after at most this long (Python's default is 5 ms, a long wait for a request).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     store = Store(settings.limits)
     waiters = Waiters(settings.poll_interval)
     snapshotter = Snapshotter(store, settings.snapshot_dir)

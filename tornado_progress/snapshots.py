@@ -33,6 +33,9 @@ SUFFIX = ".msgpack"
 # milliseconds for the GIL, large enough that the per-call overhead stays negligible.
 CHUNK = 2048
 KEEP_FILES = 3
+# The longest array a reader accepts: a bound against damaged length prefixes, kept apart from
+# CHUNK so that files written with another chunk size still load.
+MAX_ARRAY_LEN = 65_536
 # A str may hold a 1,024-character desc of 4-byte characters; nothing legitimate is bigger.
 _MAX_STR_BYTES = 4 * max(DESC_MAX_CHARS, ID_MAX_CHARS) + 64
 _NUMBER = (int, float)
@@ -106,7 +109,7 @@ def read_stream(source: BinaryIO) -> tuple[list[Job], int]:
     unpacker = msgpack.Unpacker(
         source, use_list=False, raw=False, strict_map_key=True,
         max_buffer_size=64 * 1024 * 1024, max_str_len=_MAX_STR_BYTES, max_bin_len=0,
-        max_ext_len=0, max_array_len=max(CHUNK, 16), max_map_len=16)
+        max_ext_len=0, max_array_len=MAX_ARRAY_LEN, max_map_len=16)
     try:
         header = unpacker.unpack()
         _check(isinstance(header, dict) and header.get("format") == FORMAT
