@@ -167,9 +167,10 @@ class Store:
         self.version += 1
         return self.version
 
-    def _live(self, key: str) -> Job | None:
+    def _live(self, key: str, now: float | None = None) -> Job | None:
         job = self.jobs.get(key)
-        if job is not None and self.clock() - job.updated > self.limits.keep_seconds:
+        if job is not None and ((self.clock() if now is None else now) - job.updated
+                                > self.limits.keep_seconds):
             self._drop(key)
             return None
         return job
@@ -227,7 +228,8 @@ class Store:
         before the create, or after a crash lost the job."""
         key = id_key(jobid)
         work_key = id_key(workid)
-        job = self._live(key)
+        now = self.clock()
+        job = self._live(key, now)
         previous = None if job is None else job.workers.pop(work_key, None)
         if previous is None:
             # Both checks before anything changes: a refused update leaves no empty job behind.
@@ -237,7 +239,6 @@ class Store:
             self.worker_count += 1
         else:
             workid = previous.workid  # keep the spelling the worker first reported with
-        now = self.clock()
         if job is None:
             job = Job(jobid, "", now, self._next_version())
             self.jobs[key] = job
