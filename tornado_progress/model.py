@@ -67,6 +67,11 @@ class Worker(NamedTuple):
     rate: float | None  # things per second, smoothed over about RATE_TIME_CONSTANT_S
 
     @property
+    def running(self) -> bool:
+        """Neither failed nor done: a worker that should still be reporting."""
+        return self.ok and self.fraction < 1.0
+
+    @property
     def fraction(self) -> float:
         """Progress from 0 to 1; `current > total` counts as done, as the contract draws it."""
         if self.current >= self.total:

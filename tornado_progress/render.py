@@ -27,7 +27,6 @@ from .render_text import (
     show,
     text_width,
 )
-from .views import is_stale
 
 MAX_HEIGHT = 4096  # px at scale 1: the picture never grows past it, however many workers
 MARGIN = 12.0
@@ -82,15 +81,6 @@ class Layout:
 
     def figures(self, worker: Worker) -> str:
         return figures(worker) if self.full_figures else percent(worker.fraction)
-
-
-def state(worker: Worker, now: float, stale_after: float) -> str:
-    """The palette name of a worker's bar."""
-    if not worker.ok:
-        return "failed"
-    if worker.fraction >= 1.0:
-        return "done"
-    return "stale" if is_stale(worker, now, stale_after) else "ok"
 
 
 def chart_summary(chart: ChartInput) -> dict[str, Any]:
@@ -342,7 +332,7 @@ def prepare(chart: ChartInput, width: int, scale: float
             ) -> tuple[list[Worker], list[str], dict[str, Any], Layout]:
     """Workers in natural order, their states, the job's summary and the layout."""
     workers = sorted(chart.workers, key=order_key)
-    states = [state(worker, chart.now, chart.stale_after) for worker in workers]
+    states = [views.state(worker, chart.now, chart.stale_after) for worker in workers]
     counts = chart_summary(chart)
     return workers, states, counts, plan(chart, workers, counts, width, scale)
 

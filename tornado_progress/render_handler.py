@@ -28,7 +28,7 @@ def stale_count(job: Job, now: float, stale_after: float) -> int:
     times: list[float] | None = job.cache.get(key)
     if times is None:
         times = sorted(worker.updated for worker in job.workers.values()
-                       if worker.ok and worker.fraction < 1.0)
+                       if worker.running)
         views.remember(job, key, times)
     return bisect.bisect_left(times, now - stale_after)
 

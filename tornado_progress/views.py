@@ -63,8 +63,18 @@ def worker_json(worker: Worker, now: float, stale_after: float) -> dict[str, Any
 
 
 def is_stale(worker: Worker, now: float, stale_after: float) -> bool:
-    """A worker that is neither done nor failed and has not been heard from for a while."""
-    return worker.ok and worker.fraction < 1.0 and now - worker.updated > stale_after
+    """A running worker that has not been heard from for a while."""
+    return worker.running and now - worker.updated > stale_after
+
+
+def state(worker: Worker, now: float, stale_after: float) -> str:
+    """"failed", "done", "stale" or "ok" (running): the one classification that the JSON
+    summary, the page and the PNG share (and the palette's colour names)."""
+    if not worker.ok:
+        return "failed"
+    if worker.fraction >= 1.0:
+        return "done"
+    return "stale" if now - worker.updated > stale_after else "ok"
 
 
 def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
@@ -75,29 +85,24 @@ def summary_of(workers: Iterable[Worker], now: float, stale_after: float) -> dic
     """Counts by state (running, done, failed and stale add up to the workers), overall
     fraction (the mean of the workers') and overall ETA (the slowest running worker's, None
     while any running worker's speed is unknown; stale workers are left out of it)."""
-    running = done = failed = stale = 0
+    counts = dict.fromkeys(("ok", "done", "failed", "stale"), 0)
     fraction_sum = 0.0
     eta: float | None = 0.0
     count = 0
     for worker in workers:
         count += 1
-        fraction = worker.fraction
-        fraction_sum += fraction
-        if not worker.ok:
-            failed += 1
-        elif fraction >= 1.0:
-            done += 1
-        elif now - worker.updated > stale_after:
-            stale += 1
-        else:
-            running += 1
+        fraction_sum += worker.fraction
+        kind = state(worker, now, stale_after)
+        counts[kind] += 1
+        if kind == "ok":
             worker_left = worker_eta(worker)
             eta = None if eta is None or worker_left is None else max(eta, worker_left)
+    running, stale = counts["ok"], counts["stale"]
     return {
         "workers": count,
         "running": running,
-        "done": done,
-        "failed": failed,
+        "done": counts["done"],
+        "failed": counts["failed"],
         "stale": stale,
         "fraction": fraction_sum / count if count else 0.0,
         "eta_s": eta if running else (0.0 if count and not stale else None),
