@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.serverproc import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESSISTA = ROOT / "bench" / ".venv-progressista" / "bin" / "progressista"
 PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")
 START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
