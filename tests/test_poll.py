@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPResponse
 
 from tests.conftest import Fetch, as_json
 from tornado_progress import views
+from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.config import Settings
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Store
@@ -150,8 +151,9 @@ async def test_many_waiters_share_one_body(fetch: Fetch, waiters: Waiters,
     assert len(set(bodies)) == 1
     job = store.get("j")
     now = job.updated
-    first = views.poll_body(job, version, now, 300)
-    assert views.poll_body(job, version, now, 300) is first  # built once per version
+    answers = AnswerCache(1 << 20)
+    first = views.poll_body(answers, job, version, now, 300)
+    assert views.poll_body(answers, job, version, now, 300) is first  # once per version
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -6,6 +6,7 @@ import json
 
 from tests.conftest import FakeClock
 from tornado_progress import views
+from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.model import Store
 
 
@@ -36,12 +37,19 @@ def test_percent_rounds_down_so_100_means_done() -> None:
                                                                               29, 57]
 
 
-def test_cached_bodies_are_bounded(clock: FakeClock) -> None:
+def test_cached_bodies_stay_within_the_byte_budget(clock: FakeClock) -> None:
+    """Issue 8: polls with many distinct cursors once grew a count-bounded cache of delta
+    bodies to most of a gigabyte; the cache is now bounded in bytes."""
     store = Store(clock=clock)
-    for index in range(200):
-        store.update("j", f"w{index}", 0, 1, "", True)
+    for index in range(2000):
+        store.update("j", f"w{index}", 0, 1, "x" * 100, True)
     job = store.get("j")
-    for since in range(job.version - 150, job.version):
-        body = json.loads(views.poll_body(job, since, clock(), 300))
-        assert body["full"] is False
-    assert len(job.cache) <= views.CACHE_MAX_ENTRIES
+    answers = AnswerCache(budget_bytes=1_000_000)
+    built = 0
+    for since in range(job.version - 1500, job.version, 10):
+        body = views.poll_body(answers, job, since, clock(), 300)
+        built += len(body)
+        assert json.loads(body)["full"] is False
+    assert built > 10 * answers.budget_bytes
+    assert 0 < answers.bytes_used <= answers.budget_bytes
+    assert answers.evictions > 0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tornado.httpserver import HTTPServer
 
-from . import __version__
+from . import __version__, access
 from .app import make_app
-from .config import Settings
+from .config import LOOPBACK, Settings
 from .demo import run_demo
 from .handlers import HARD_REQUEST_LIMIT
 from .longpoll import Waiters
@@ -58,6 +58,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="workers in all jobs together; a new worker past it answers 429")
     parser.add_argument("--max-request-bytes", type=_positive_int, default=64 * 1024,
                         help="largest request body; a larger one answers 413")
+    parser.add_argument("--header-timeout", type=_positive_float, default=Settings.header_timeout,
+                        help="seconds a new connection has to send its first request's headers")
+    parser.add_argument("--idle-timeout", type=_positive_float, default=Settings.idle_timeout,
+                        help="seconds a kept-alive connection may wait for its next request "
+                             "(headers included)")
+    parser.add_argument("--body-timeout", type=_positive_float, default=Settings.body_timeout,
+                        help="seconds a request has to send its whole body")
+    parser.add_argument("--max-connections", type=_positive_int,
+                        default=Settings.max_connections,
+                        help="open connections at once (also kept below the open-file limit); "
+                             "past it the connection waiting longest for its request is closed")
+    parser.add_argument("--cache-mb", type=_positive_float,
+                        default=Settings.cache_bytes / 2**20,
+                        help="MiB of finished answers (JSON bodies and PNGs) kept for reuse")
+    parser.add_argument("--max-render-pixels", type=_positive_int,
+                        default=Settings.max_render_pixels,
+                        help="device pixels one render may draw (4 bytes each); a larger "
+                             "render answers 400")
+    parser.add_argument("--require-key", action="store_true",
+                        help="every new job must be created with key=...")
+    parser.add_argument("--write-tokens", type=Path, metavar="FILE",
+                        help="file of tokens, one a line: create, update and delete then need "
+                             "one (token=... or Authorization: Bearer ...)")
+    parser.add_argument("--new-jobs-per-minute", type=_non_negative_int,
+                        default=Limits.new_jobs_per_minute,
+                        help="new jobs one client address may make per minute (0: no limit)")
+    parser.add_argument("--trusted-proxies", type=_networks, default=LOOPBACK,
+                        metavar="ADDRESSES",
+                        help="comma-separated addresses or networks whose X-Forwarded-* and "
+                             "X-Real-Ip headers are believed ('' for none)")
+    parser.add_argument("--frame-ancestors", default=Settings.frame_ancestors,
+                        help="CSP frame-ancestors of the show page: who may embed it in a "
+                             "frame ('*' for anyone, 'none' for nobody)")
     parser.add_argument("--demo", action="store_true",
                         help="also run simulated workers feeding the job demo1")
     parser.add_argument("--log-level", default="info",
@@ -85,6 +118,19 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    try:
+        return access.parse_networks(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -96,9 +142,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         host=args.host, port=args.port, snapshot_dir=args.snapshot_dir,
         snapshot_interval=args.snapshot_interval,
         limits=Limits(max_jobs=args.max_jobs, max_workers_per_job=args.max_workers_per_job,
-                      max_workers=args.max_workers, keep_seconds=args.keep_days * 86400.0),
+                      max_workers=args.max_workers, keep_seconds=args.keep_days * 86400.0,
+                      require_key=args.require_key,
+                      new_jobs_per_minute=args.new_jobs_per_minute),
         stale_after=args.stale_after, poll_interval=args.poll_interval,
-        max_request_bytes=args.max_request_bytes, demo=args.demo)
+        max_request_bytes=args.max_request_bytes, demo=args.demo,
+        header_timeout=args.header_timeout, idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout, max_connections=args.max_connections,
+        cache_bytes=int(args.cache_mb * 2**20), max_render_pixels=args.max_render_pixels,
+        write_tokens=access.read_tokens(args.write_tokens) if args.write_tokens else frozenset(),
+        trusted_proxies=args.trusted_proxies, frame_ancestors=args.frame_ancestors)
 
 
 async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float) -> None:

@@ -11,6 +11,7 @@ from tornado import web
 from tornado.log import access_log
 
 from . import handlers, pages, palette, render_handler
+from .answer_cache import AnswerCache
 from .config import Settings
 from .longpoll import Waiters
 from .model import Store
@@ -45,10 +46,11 @@ def log_request(handler: web.RequestHandler) -> None:
 
 def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
              settings: Settings, renderer: render_handler.ChartRenderer | None = None,
-             **tornado_settings: Any) -> web.Application:
+             answers: AnswerCache | None = None, **tornado_settings: Any) -> web.Application:
     store.on_change = waiters.wake
     deps = {"store": store, "waiters": waiters, "snapshotter": snapshotter,
-            "renderer": renderer or render_handler.ChartRenderer(), "settings": settings,
+            "renderer": renderer or render_handler.ChartRenderer(),
+            "answers": answers or AnswerCache(settings.cache_bytes), "settings": settings,
             "started": time.monotonic()}
     routes: list[tuple[str, type[web.RequestHandler]]] = [
         ("create", handlers.CreateHandler),

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from .model import Limits
 
+# Addresses whose X-Forwarded-* and X-Real-Ip headers are believed: a proxy on this machine.
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,3 +23,15 @@ class Settings:
     poll_interval: float = 0.08
     max_request_bytes: int = 64 * 1024
     demo: bool = False
+    # Connections (server.py)
+    header_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    body_timeout: float = 30.0
+    max_connections: int = 4096
+    # Memory (answer_cache.py, render_handler.py)
+    cache_bytes: int = 64 * 1024 * 1024
+    max_render_pixels: int = 16_000_000
+    # Who may write (access.py)
+    write_tokens: frozenset[str] = frozenset()
+    trusted_proxies: tuple[str, ...] = LOOPBACK
+    frame_ancestors: str = "'self'"

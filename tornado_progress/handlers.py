@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ from urllib.parse import quote
 
 from tornado import httputil, web
 
-from . import params, views
+from . import access, params, views
+from .answer_cache import AnswerCache
 from .config import Settings
 from .longpoll import Waiters
 from .model import BadParameter, ModelError, Store
@@ -35,8 +37,10 @@ class ApiHandler(web.RequestHandler):
     """Base of every JSON endpoint: collaborators, argument access and error sentences."""
 
     def initialize(self, store: Store, waiters: Waiters, snapshotter: Snapshotter,
-                   renderer: ChartRenderer, settings: Settings, started: float) -> None:
+                   renderer: ChartRenderer, answers: AnswerCache, settings: Settings,
+                   started: float) -> None:
         self.store = store
+        self.answers = answers
         self.waiters = waiters
         self.snapshotter = snapshotter
         self.renderer = renderer
@@ -173,7 +177,14 @@ class FormHandler(ApiHandler):
         self._body = []
         self._body_size = 0
         super().prepare()
-        if self._finished or self.request.method != "POST":
+        if self._finished:
+            return
+        try:
+            access.check_same_site(self.request.headers, self.request.host)
+        except ModelError as error:
+            self.fail(error.status, error.message)
+            return
+        if self.request.method != "POST":
             return
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.config.max_request_bytes:
@@ -205,12 +216,27 @@ class FormHandler(ApiHandler):
             self.request.arguments.setdefault(name, []).extend(values)
         return self.guarded()
 
+    def guarded(self) -> Awaitable[None] | None:
+        if self.config.write_tokens:  # after a POST body is read: the token may be in it
+            try:
+                access.check_token(self.config.write_tokens, self.arg("token") or access.bearer(
+                    self.request.headers.get("Authorization")))
+            except ModelError as error:
+                self.fail(error.status, error.message)
+                return None
+        return super().guarded()
+
+    def write_key(self) -> str | None:
+        return params.write_key(self.arg("key"))
+
 
 class CreateHandler(FormHandler):
     def respond(self) -> None:
-        jobid = params.identifier("jobid", self.arg("jobid"))
+        given = self.arg("jobid")
+        # No jobid: the server chooses one that nobody can guess (128 random bits).
+        jobid = secrets.token_urlsafe(16) if given is None else params.identifier("jobid", given)
         desc, truncated = params.description(self.arg("desc", lenient=True))
-        job = self.store.create(jobid, desc)
+        job = self.store.create(jobid, desc, self.write_key(), self.request.remote_ip or "")
         self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
                          "truncated": truncated, **self.job_urls(job.jobid)})
 
@@ -223,7 +249,8 @@ class UpdateHandler(FormHandler):
         total = params.number("total", self.arg("total"))
         desc, truncated = params.description(self.arg("desc", lenient=True))
         ok = params.flag("ok", self.arg("ok"), default=True)
-        worker = self.store.update(jobid, workid, current, total, desc, ok)
+        worker = self.store.update(jobid, workid, current, total, desc, ok, self.write_key(),
+                                   self.request.remote_ip or "")
         # Formatted by hand: this is the answer every worker waits for.
         self.write_bytes(b'{"version":%d,"truncated":%s}'
                          % (worker.version, b"true" if truncated else b"false"))
@@ -232,7 +259,7 @@ class UpdateHandler(FormHandler):
 class DeleteHandler(FormHandler):
     def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
-        self.store.delete(jobid)
+        self.store.delete(jobid, self.write_key())
         self.write_json({"jobid": jobid, "deleted": True})
 
 
@@ -240,7 +267,8 @@ class StatusHandler(ApiHandler):
     def respond(self) -> None:
         job = self.store.get(params.identifier("jobid", self.arg("jobid")))
         self.set_header("Cache-Control", "no-store")
-        self.write_bytes(views.full_body(job, self.store.clock(), self.config.stale_after))
+        self.write_bytes(views.full_body(self.answers, job, self.store.clock(),
+                                         self.config.stale_after))
 
 
 class PollHandler(ApiHandler):
@@ -267,7 +295,8 @@ class PollHandler(ApiHandler):
             if self._gone:
                 return
             job = self.store.get(jobid)  # deleted or expired meanwhile: 404
-        self.write_bytes(views.poll_body(job, since, self.store.clock(), self.config.stale_after))
+        self.write_bytes(views.poll_body(self.answers, job, since, self.store.clock(),
+                                         self.config.stale_after))
 
     def on_connection_close(self) -> None:
         self._gone = True
@@ -282,8 +311,10 @@ class HealthHandler(ApiHandler):
     def respond(self) -> None:
         self.store.sweep()  # count only the jobs that are still alive
         self.set_header("Cache-Control", "no-store")
+        error = self.snapshotter.error
         self.write_json({
-            "status": "ok",
+            "status": "degraded" if error else "ok",
+            "snapshot_error": error,
             "jobs": len(self.store.jobs),
             "workers": self.store.worker_count,
             "waiters": self.waiters.count,

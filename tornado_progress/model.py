@@ -1,8 +1,8 @@
 """The in-memory progress model: jobs, their workers, versions, expiry and limits.
 
-Nothing here knows about Tornado or HTTP, so the rules of ../shared/API.md that concern state
-can be tested alone, with an injected clock. The web layer calls `Store`; `Store` tells whoever
-listens (the long-poll waiters) which job changed, and nothing more.
+Nothing here knows about Tornado or HTTP, so the rules of the contract (docs/API.md) that
+concern state can be tested alone, with an injected clock. The web layer calls `Store`; `Store`
+tells whoever listens (the long-poll waiters) which job changed, and nothing more.
 
 Hot path: `Store.update` is a dict lookup, a tuple build and a dict re-insert. Workers are
 immutable `Worker` tuples, so the snapshot writer can copy a job's worker list by reference and
@@ -11,6 +11,7 @@ pack it in another thread while updates go on.
 
 from __future__ import annotations
 
+import hmac
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +45,13 @@ class UnknownJob(ModelError):
 
     def __init__(self, jobid: str) -> None:
         super().__init__(f"no job with jobid {jobid!r}")
+
+
+class Forbidden(ModelError):
+    """A write to a job that its key protects, or a new job without the key the server
+    requires."""
+
+    status = 403
 
 
 class LimitReached(ModelError):
@@ -103,10 +111,13 @@ class Job:
     """A job and its workers, kept in the order they last changed (oldest change first)."""
 
     __slots__ = ("cache", "created", "desc", "generation", "jobid", "key", "updated", "version",
-                 "workers")
+                 "workers", "write_key")
 
-    def __init__(self, jobid: str, desc: str, now: float, version: int) -> None:
+    def __init__(self, jobid: str, desc: str, now: float, version: int,
+                 write_key: str | None = None) -> None:
         self.jobid = jobid
+        # The secret that update, delete and a re-create of this job must carry; None: open.
+        self.write_key = write_key
         self.key = id_key(jobid)
         self.desc = desc
         self.created = now
@@ -145,6 +156,42 @@ class Limits:
     # About 2 GB at the ~400 bytes a worker takes: the whole server, whatever the jobs.
     max_workers: int = 5_000_000
     keep_seconds: float = 7 * 86400.0
+    # Every new job must carry a key (option --require-key).
+    require_key: bool = False
+    # New jobs one client address may make in a minute (option --new-jobs-per-minute); 0: any.
+    new_jobs_per_minute: int = 60
+
+
+class NewJobRate:
+    """A token bucket per client address: `per_minute` new jobs, refilled evenly, so that one
+    client cannot fill the job table. Bounded: past `max_clients` addresses, those whose bucket
+    is full again are forgotten (they would start full anyway)."""
+
+    def __init__(self, per_minute: int, max_clients: int = 65_536) -> None:
+        self.per_minute = per_minute
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+
+    def take(self, client: str, now: float) -> bool:
+        """True, and one token fewer, if `client` may make a new job now."""
+        if self.per_minute <= 0:
+            return True
+        tokens, at = self._buckets.get(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return False
+        if client not in self._buckets and len(self._buckets) >= self.max_clients:
+            self._forget_full(now)
+        self._buckets[client] = (tokens - 1.0, now)
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        refill = 60.0 / self.per_minute
+        self._buckets = {client: (tokens, at) for client, (tokens, at) in self._buckets.items()
+                         if tokens + (now - at) / refill < self.per_minute}
+        if len(self._buckets) >= self.max_clients:  # all of them busy: start again
+            self._buckets.clear()
 
 
 class Store:
@@ -167,6 +214,7 @@ class Store:
         self.jobs: dict[str, Job] = {}
         self.version = int(clock() * 1_000_000)
         self.worker_count = 0
+        self.new_job_rate = NewJobRate(self.limits.new_jobs_per_minute)
 
     def _next_version(self) -> int:
         self.version += 1
@@ -186,13 +234,32 @@ class Store:
         self.version += 1  # a deletion is a change too: the snapshot must notice it
         self.on_change(key)
 
-    def _check_room_for_job(self, key: str) -> None:
+    def _check_new_job(self, key: str, write_key: str | None, client: str, now: float) -> None:
+        """Everything a new job must pass, checked before anything changes."""
+        if write_key is None and self.limits.require_key:
+            raise Forbidden("this server requires a key for every new job (option "
+                            "--require-key): add key=<8 to 256 characters of your choice>")
         if key not in self.jobs and len(self.jobs) >= self.limits.max_jobs:
             self.sweep()
             if len(self.jobs) >= self.limits.max_jobs:
                 raise LimitReached(
                     f"the server holds its limit of {self.limits.max_jobs} jobs "
                     "(option --max-jobs); delete a job or wait for old ones to expire")
+        if not self.new_job_rate.take(client, now):
+            raise LimitReached(
+                f"{client or 'this client'} has made {self.limits.new_jobs_per_minute} new jobs "
+                "in the last minute, the limit per address (option --new-jobs-per-minute); "
+                "try again in a few seconds")
+
+    @staticmethod
+    def _check_key(job: Job, write_key: str | None, action: str) -> None:
+        """A protected job changes only for a request that carries its key."""
+        if job.write_key is not None and not (
+                write_key is not None and hmac.compare_digest(
+                    job.write_key.encode(), write_key.encode())):
+            given = "a different key" if write_key is not None else "no key"
+            raise Forbidden(f"job {job.jobid!r} is protected by a key and this {action} "
+                            f"carries {given}; send the key the job was created with")
 
     def _check_room_for_worker(self, jobid: str, job: Job | None) -> None:
         if job is not None and len(job.workers) >= self.limits.max_workers_per_job:
@@ -214,38 +281,45 @@ class Store:
     def find(self, jobid: str) -> Job | None:
         return self._live(id_key(jobid))
 
-    def create(self, jobid: str, desc: str) -> Job:
-        """Defines a job, replacing (and emptying) one of the same id."""
+    def create(self, jobid: str, desc: str, write_key: str | None = None,
+               client: str = "") -> Job:
+        """Defines a job, replacing (and emptying) one of the same id: with the old one's key,
+        if it had one."""
         key = id_key(jobid)
-        old = self._live(key)
+        now = self.clock()
+        old = self._live(key, now)
         if old is None:
-            self._check_room_for_job(key)
+            self._check_new_job(key, write_key, client, now)
         else:
+            self._check_key(old, write_key, "create")
             self.worker_count -= len(old.workers)
-        job = Job(jobid, desc, self.clock(), self._next_version())
+        job = Job(jobid, desc, now, self._next_version(), write_key)
         self.jobs[key] = job
         self.on_change(key)
         return job
 
     def update(self, jobid: str, workid: str, current: Number, total: Number, desc: str,
-               ok: bool) -> Worker:
+               ok: bool, write_key: str | None = None, client: str = "") -> Worker:
         """Records a worker's state, creating its job if there is none: updates may arrive
-        before the create, or after a crash lost the job."""
+        before the create, or after a crash lost the job. The update that creates a job may
+        protect it with `write_key`; later ones must carry that key."""
         key = id_key(jobid)
         work_key = id_key(workid)
         now = self.clock()
         job = self._live(key, now)
+        if job is not None and job.write_key is not None:
+            self._check_key(job, write_key, "update")
         previous = None if job is None else job.workers.pop(work_key, None)
         if previous is None:
-            # Both checks before anything changes: a refused update leaves no empty job behind.
+            # Every check before anything changes: a refused update leaves no empty job behind.
             if job is None:
-                self._check_room_for_job(key)
+                self._check_new_job(key, write_key, client, now)
             self._check_room_for_worker(jobid, job)
             self.worker_count += 1
         else:
             workid = previous.workid  # keep the spelling the worker first reported with
         if job is None:
-            job = Job(jobid, "", now, self._next_version())
+            job = Job(jobid, "", now, self._next_version(), write_key)
             self.jobs[key] = job
         version = self._next_version()
         worker = Worker(workid, current, total, desc, ok, now, version,
@@ -259,10 +333,12 @@ class Store:
         self.on_change(key)
         return worker
 
-    def delete(self, jobid: str) -> None:
+    def delete(self, jobid: str, write_key: str | None = None) -> None:
         key = id_key(jobid)
-        if self._live(key) is None:
+        job = self._live(key)
+        if job is None:
             raise UnknownJob(jobid)
+        self._check_key(job, write_key, "delete")
         self._drop(key)
 
     def sweep(self) -> list[str]:

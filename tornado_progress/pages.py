@@ -77,7 +77,8 @@ class ShowHandler(ApiHandler):
                     percent=views.percent(summary["fraction"]),
                     stale_after=stale_after, elapsed=duration(now - job.created),
                     eta=duration(summary["eta_s"]),
-                    initial_json=script_json(views.full_body(job, now, stale_after)),
+                    initial_json=script_json(views.full_body(self.answers, job, now,
+                                                                 stale_after)),
                     render_query="?jobid=" + quote(job.jobid, safe=""))
 
     def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:

@@ -1,4 +1,4 @@
-"""Parameter rules of ../shared/API.md: turn request strings into typed values or raise
+"""Parameter rules of the contract (docs/API.md): turn request strings into typed values or raise
 `BadParameter` with one sentence that names the parameter and says what was wrong.
 
 Pure functions, shared by every handler, so that a rule is written once.
@@ -16,6 +16,7 @@ _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _INT = re.compile(r"\d{1,18}", re.ASCII)
 # A version cursor: zero padding is harmless, so only the value is bounded.
 _CURSOR = re.compile(r"0*(\d{1,18})", re.ASCII)
+KEY_MIN_CHARS = 8
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # What reaches a user in a sentence: enough to recognise the value, never a flood.
@@ -43,6 +44,16 @@ def identifier(name: str, value: str | None) -> str:
     if len(value) > ID_MAX_CHARS:
         raise BadParameter(
             f"{name} must be at most {ID_MAX_CHARS} characters, got {len(value)}")
+    return value
+
+
+def write_key(value: str | None) -> str | None:
+    """A job's key: 8 to 256 characters, or None when the request carries none."""
+    if value is None:
+        return None
+    if not KEY_MIN_CHARS <= len(value) <= ID_MAX_CHARS:
+        raise BadParameter(f"key must be {KEY_MIN_CHARS} to {ID_MAX_CHARS} characters, got "
+                           f"{len(value)}")
     return value
 
 

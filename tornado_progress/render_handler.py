@@ -9,8 +9,9 @@ import asyncio
 import bisect
 import functools
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from . import params, render, views
+from . import params, render
 from .handlers import ApiHandler
 from .model import Job, LimitReached
 
@@ -29,8 +30,15 @@ def stale_count(job: Job, now: float, stale_after: float) -> int:
     if times is None:
         times = sorted(worker.updated for worker in job.workers.values()
                        if worker.running)
-        views.remember(job, key, times)
+        _remember(job, key, times)
     return bisect.bisect_left(times, now - stale_after)
+
+
+def _remember(job: Job, key: Any, value: Any) -> None:
+    """Interim: pictures are kept on the job until they move to the AnswerCache."""
+    if len(job.cache) >= 64:
+        job.cache.clear()
+    job.cache[key] = value
 
 
 def render_key(job: Job, width: int, scale: float, now: float, stale_after: float) -> RenderKey:
@@ -86,7 +94,7 @@ class ChartRenderer:
         self._pending.pop(flight, None)
         # A job that changed during the render would only keep a picture no request asks for.
         if not future.cancelled() and future.exception() is None and job.version == key[1]:
-            views.remember(job, key, future.result())
+            _remember(job, key, future.result())
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -143,6 +143,9 @@ class Snapshotter:
         # Nothing to write until the state moves past what it is now (empty, or just loaded).
         self.saved_version = store.version
         self.last_snapshot: float | None = None
+        # A sentence while snapshots cannot be written (health says "degraded"); None once one
+        # is written.
+        self.error: str | None = None
         self._lock = asyncio.Lock()
 
     def files(self) -> list[Path]:

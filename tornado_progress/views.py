@@ -1,8 +1,8 @@
-"""The job JSON of ../shared/API.md (`status`, `poll`), with the figures a viewer needs: per
+"""The job JSON of the contract (`status`, `poll`), with the figures a viewer needs: per
 worker its rate, ETA and stale flag, and a summary of the job.
 
-Bodies are built once per (job version, cursor) and kept on the job until it changes, so a
-hundred viewers woken by one update share one encoding. Nothing here knows about Tornado.
+Bodies are built once per (job version, cursor) and kept in the web layer's `AnswerCache`, so
+a hundred viewers woken by one update share one encoding. Nothing here knows about Tornado.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .answer_cache import AnswerCache
 from .model import Job, Worker
 
 # A cached body is reused for at most this long, because stale flags and `server_time` move
 # with the clock even while the job stands still.
 BODY_MAX_AGE_S = 1.0
-# Cursors a job keeps bodies for between two changes; past it the cache starts again, so that
-# clients polling with many different cursors cannot grow it without bound.
-CACHE_MAX_ENTRIES = 64
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -136,43 +134,30 @@ def encode(document: Any) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def remember(job: Job, key: Any, value: Any) -> None:
-    """Keeps `value` on the job until it changes, within CACHE_MAX_ENTRIES entries."""
-    if len(job.cache) >= CACHE_MAX_ENTRIES:
-        job.cache.clear()
-    job.cache[key] = value
-
-
-def _cached(job: Job, key: Any, now: float) -> bytes | None:
-    entry = job.cache.get(key)
-    if entry is not None and now - entry[0] <= BODY_MAX_AGE_S:
-        return entry[1]  # type: ignore[no-any-return]
-    return None
-
-
-def full_body(job: Job, now: float, stale_after: float) -> bytes:
+def full_body(answers: AnswerCache, job: Job, now: float, stale_after: float) -> bytes:
     """The whole job, workers in natural order: `status`, and `poll` when a delta won't do."""
-    key = ("full", job.version)
-    body = _cached(job, key, now)
+    key = (job.key, job.version, "full")
+    body = answers.get(key, now, BODY_MAX_AGE_S)
     if body is None:
         body = encode(job_json(job, sorted_workers(job), True, now, stale_after))
-        remember(job, key, (now, body))
+        answers.put(key, body, now)
     return body
 
 
-def poll_body(job: Job, since: int, now: float, stale_after: float) -> bytes:
+def poll_body(answers: AnswerCache, job: Job, since: int, now: float,
+              stale_after: float) -> bytes:
     """The answer to a poll from version `since`: a delta when one is possible and smaller."""
     if job.version == since:
         # Timed out with no change: the current version, no workers.
         return encode(timeout_json(job, now))
     changed = job.changed_since(since)
     if changed is None:
-        return full_body(job, now, stale_after)
-    key = ("delta", since, job.version)
-    body = _cached(job, key, now)
+        return full_body(answers, job, now, stale_after)
+    key = (job.key, job.version, ("delta", since))
+    body = answers.get(key, now, BODY_MAX_AGE_S)
     if body is None:
         body = encode(job_json(job, changed, False, now, stale_after))
-        remember(job, key, (now, body))
+        answers.put(key, body, now)
     return body
 
 
