@@ -14,9 +14,11 @@ from tornado.web import Application
 
 from tornado_progress.app import make_app
 from tornado_progress.config import Settings
+from tornado_progress.handlers import HARD_REQUEST_LIMIT
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Limits, Store
 from tornado_progress.render_handler import ChartRenderer
+from tornado_progress.server import ProgressServer
 from tornado_progress.snapshots import Snapshotter
 
 
@@ -44,8 +46,11 @@ def limits() -> Limits:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, limits: Limits) -> Settings:
-    return Settings(snapshot_dir=tmp_path / "snapshots", limits=limits)
+def settings(request: pytest.FixtureRequest, tmp_path: Path, limits: Limits) -> Settings:
+    """The test's settings; `@pytest.mark.parametrize("settings", [{...}], indirect=True)`
+    changes some of them."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return Settings(snapshot_dir=tmp_path / "snapshots", limits=limits, **overrides)
 
 
 @pytest.fixture
@@ -74,6 +79,18 @@ def renderer() -> Iterator[ChartRenderer]:
 def app(store: Store, waiters: Waiters, snapshotter: Snapshotter, settings: Settings,
         renderer: ChartRenderer) -> Application:
     return make_app(store, waiters, snapshotter, settings, renderer)
+
+
+@pytest.fixture
+def http_server(request: pytest.FixtureRequest, io_loop: Any, _unused_port: Any, app: Application,
+                settings: Settings) -> Iterator[ProgressServer]:
+    """pytest-tornado's server fixture, with the server `main()` runs: every HTTP test goes
+    through its timeouts, proxy rules and sentences."""
+    server = ProgressServer(app, settings, max(HARD_REQUEST_LIMIT, settings.max_request_bytes))
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=10)
 
 
 Fetch = Callable[..., Coroutine[Any, Any, HTTPResponse]]

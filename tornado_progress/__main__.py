@@ -12,9 +12,8 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
-
-from tornado.httpserver import HTTPServer
 
 from . import __version__, access
 from .app import make_app
@@ -24,10 +23,13 @@ from .handlers import HARD_REQUEST_LIMIT
 from .longpoll import Waiters
 from .model import Limits, Store
 from .render_handler import ChartRenderer
+from .server import ProgressServer, serve
 from .snapshots import Snapshotter
 
 log = logging.getLogger("tornado_progress")
 SWITCH_INTERVAL_S = 0.001
+# Seconds that shutdown gives parked polls' answers and open requests to finish.
+DRAIN_S = 2.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -175,10 +177,7 @@ async def main(settings: Settings) -> None:
     snapshotter.load()
     renderer = ChartRenderer()
     app = make_app(store, waiters, snapshotter, settings, renderer)
-    hard_limit = max(HARD_REQUEST_LIMIT, settings.max_request_bytes)
-    server = HTTPServer(app, xheaders=True, max_body_size=hard_limit,
-                        max_header_size=hard_limit)
-    server.listen(settings.port, settings.host)
+    server = serve(app, settings, max(HARD_REQUEST_LIMIT, settings.max_request_bytes))
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -188,19 +187,37 @@ async def main(settings: Settings) -> None:
                f":{settings.port}"
     if settings.demo:
         tasks.append(asyncio.create_task(run_demo(base_url)))
-    log.info("serving on %s/progress/ (%d jobs, %d workers loaded)%s", base_url,
-             len(store.jobs), store.worker_count,
+    log.info("serving on %s/progress/ (%d jobs, %d workers loaded; at most %d connections)%s",
+             base_url, len(store.jobs), store.worker_count, server.max_connections,
              "; demo at " + base_url + "/progress/show?jobid=demo1" if settings.demo else "")
-    await shutdown.wait()
-    log.info("shutting down: writing the final snapshot")
+    try:
+        await shutdown.wait()
+        log.info("shutting down: answering parked polls, then writing the final snapshot")
+        await stop_serving(server, waiters, tasks)
+    finally:
+        # Whatever failed above, the state is written.
+        await snapshotter.save(force=True)
+        renderer.close()
+    log.info("stopped")
+
+
+async def stop_serving(server: ProgressServer, waiters: Waiters,
+                       tasks: list[asyncio.Task[None]]) -> None:
+    """Stops accepting, answers every parked poll with the state it has, gives those answers
+    a moment to leave, and ends the background tasks, logging (not raising) their failures."""
     server.stop()
+    waiters.release_all()
+    deadline = time.monotonic() + DRAIN_S
+    while waiters.count and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(server.close_all_connections(), DRAIN_S)
     for task in tasks:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await snapshotter.save(force=True)
-    renderer.close()
-    log.info("stopped")
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            log.error("background task %s had failed: %r", task.get_name(), outcome)
 
 
 def run(argv: list[str] | None = None) -> None:

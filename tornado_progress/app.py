@@ -10,7 +10,7 @@ from typing import Any
 from tornado import web
 from tornado.log import access_log
 
-from . import handlers, pages, palette, render_handler
+from . import handlers, pages, palette, render_handler, views
 from .answer_cache import AnswerCache
 from .config import Settings
 from .longpoll import Waiters
@@ -44,6 +44,21 @@ def log_request(handler: web.RequestHandler) -> None:
           1000.0 * request.request_time())
 
 
+class StaticFiles(web.StaticFileHandler):
+    """static/, with a path no file can have (a NUL, say) answered 404 with a sentence instead
+    of the 500 that the file system's ValueError would give."""
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        if "\x00" in absolute_path:
+            raise web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", handlers.JSON_TYPE)
+        self.finish(views.encode({"error": f"there is no static file {self.request.path!r}"
+                                  if status_code == 404 else self._reason}))
+
+
 def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
              settings: Settings, renderer: render_handler.ChartRenderer | None = None,
              answers: AnswerCache | None = None, **tornado_settings: Any) -> web.Application:
@@ -67,6 +82,7 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         template_path=str(resource_dir("templates")),
         static_path=str(resource_dir("static")),
         static_url_prefix="/progress/static/",
+        static_handler_class=StaticFiles,
         default_handler_class=handlers.NotFoundHandler,
         default_handler_args=deps,
         ui_methods={"palette_css": lambda handler: palette.css_variables()},

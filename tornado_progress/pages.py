@@ -61,8 +61,7 @@ class ShowHandler(ApiHandler):
         jobid = params.identifier("jobid", self.arg("jobid"))
         job = self.store.find(jobid)
         self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.set_header("X-Content-Type-Options", "nosniff")
+        self.page_headers()
         if job is None:
             self.set_status(404)
             self.render("not_found.html", jobid=jobid)
@@ -87,6 +86,14 @@ class ShowHandler(ApiHandler):
         url = super().static_url(path, include_host, **kwargs)
         return url.removeprefix(STATIC_PREFIX) if not include_host else url
 
+    def page_headers(self) -> None:
+        """Only this server's scripts; framed only where --frame-ancestors allows; and the
+        page's address, whose jobid may be private, is never sent on as a Referer."""
+        self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; "
+                                                   f"frame-ancestors {self.config.frame_ancestors}")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
     def error_body(self, sentence: str) -> None:
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.page_headers()
         self.render("error.html", status=self.get_status(), sentence=sentence)

@@ -1,0 +1,193 @@
+"""The HTTP server's defences (issue 8, items 1, 7 and 8): sentences for the requests Tornado
+refuses by itself, header and idle timeouts, the connection cap and its eviction of the
+longest-waiting connection, and the back-off when accept() runs out of descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import socket
+import time
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+from tests.conftest import Fetch, as_json
+from tornado_progress.config import Settings
+from tornado_progress.server import ProgressServer
+
+RECV_TIMEOUT_S = 5.0
+
+
+def exchange(port: int, data: bytes, timeout: float = RECV_TIMEOUT_S) -> bytes:
+    """Sends `data` on a new connection and reads until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(data)
+        sock.settimeout(timeout)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def port_of(base_url: str) -> int:
+    return int(base_url.rsplit(":", 1)[1])
+
+
+async def in_thread(function: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+MANY_FIELDS = "&".join(f"f{index}=1" for index in range(1001))
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("request_bytes", "sentence"), [
+    (f"GET /progress/update?{MANY_FIELDS} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+     "too many parameters"),
+    (b"GET /progress/health HTTP/1.1\r\nHost: bad host!\r\n\r\n", "Host header"),
+    (b"POST /progress/update HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+     "not well-formed"),
+    (b"GET /progress/health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "not well-formed"),
+    (b"GET /progress/health HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", "not well-formed"),
+])
+async def test_requests_tornado_refuses_get_a_sentence(
+        http_server: ProgressServer, base_url: str, request_bytes: bytes, sentence: str) -> None:
+    """These once answered 400 with an empty body."""
+    answer = await in_thread(exchange, port_of(base_url), request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"application/json" in head
+    assert sentence in json.loads(body)["error"]
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("settings", [{"header_timeout": 0.3, "idle_timeout": 30}],
+                         indirect=True)
+async def test_a_connection_that_never_finishes_its_headers_is_closed(
+        http_server: ProgressServer, base_url: str, settings: Settings) -> None:
+    """500 slowloris connections once stayed open indefinitely."""
+    started = time.monotonic()
+    answer = await in_thread(exchange, port_of(base_url),
+                             b"GET /progress/health HTTP/1.1\r\nHost: x\r\n")
+    assert answer == b""
+    assert time.monotonic() - started < RECV_TIMEOUT_S
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("settings", [{"header_timeout": 0.2, "idle_timeout": 30}],
+                         indirect=True)
+async def test_a_kept_alive_connection_waits_the_idle_timeout(
+        http_server: ProgressServer, base_url: str, settings: Settings) -> None:
+    def two_requests() -> list[bytes]:
+        request = b"GET /progress/health HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port_of(base_url))) as sock:
+            sock.settimeout(RECV_TIMEOUT_S)
+            answers = []
+            for _ in range(2):
+                sock.sendall(request)
+                answers.append(sock.recv(65536))
+                time.sleep(0.5)  # longer than the header timeout, shorter than the idle one
+            return answers
+
+    for answer in await in_thread(two_requests):
+        assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("settings", [{"max_connections": 20}], indirect=True)
+async def test_half_open_connections_make_room_for_real_requests(
+        fetch: Fetch, http_server: ProgressServer) -> None:
+    """1,100 half-open connections once locked everyone out."""
+    sockets = []
+    try:
+        for _ in range(40):
+            sock = socket.socket()
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.connect(("127.0.0.1", _listening_port(http_server)))
+            sockets.append(sock)
+        await _until(lambda: http_server.connection_count >= 20)
+        for _ in range(5):
+            started = time.monotonic()
+            answer = await fetch("update", jobid="j", workid="w", current=1, total=2)
+            assert answer.code == 200
+            assert time.monotonic() - started < 2
+        assert http_server.connection_count <= 20
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("settings", [{"max_connections": 3}], indirect=True)
+async def test_when_every_connection_is_busy_a_newcomer_gets_503(
+        fetch: Fetch, http_server: ProgressServer) -> None:
+    await fetch("create", jobid="j")
+    version = as_json(await fetch("status", jobid="j"))["version"]
+    polls = [asyncio.ensure_future(fetch("poll", jobid="j", since=version, timeout=20))
+             for _ in range(3)]
+    await _until(lambda: http_server.connection_count == 3 and not http_server._waiting)
+    answer = await in_thread(exchange, _listening_port(http_server),
+                             b"GET /progress/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ")
+    assert "--max-connections" in json.loads(body)["error"]
+    AsyncHTTPClient().close()
+    for poll in polls:
+        poll.cancel()
+
+
+class FullSocket:
+    """A listening socket whose accept() fails for lack of descriptors, `failures` times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def fileno(self) -> int:
+        return 99
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OSError(errno.EMFILE, "Too many open files")
+        raise BlockingIOError
+
+
+@pytest.mark.gen_test
+async def test_out_of_descriptors_pauses_accepting_and_logs_once(
+        http_server: ProgressServer, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server once spun at full CPU writing a traceback per failed accept()."""
+    paused: list[Any] = []
+    monkeypatch.setattr("tornado.ioloop.IOLoop.remove_handler", lambda self, fd: None)
+    monkeypatch.setattr("tornado.ioloop.IOLoop.call_later",
+                        lambda self, delay, callback, *args: paused.append((delay, callback)))
+    listener = FullSocket(failures=1000)
+    http_server._accepting[99] = True
+    caplog.set_level(logging.WARNING, "tornado_progress.server")
+    for _ in range(1000):
+        http_server._accepting[99] = True
+        http_server._accept_ready(listener, 99, 0)  # type: ignore[arg-type]
+    assert listener.calls == 1000  # one attempt per readiness event, then a rest
+    assert len(paused) == 1000 and all(delay > 0 for delay, _ in paused)
+    lines = [record for record in caplog.records if "accept() failed" in record.message]
+    assert len(lines) == 1
+    assert "Too many open files" in lines[0].message
+
+
+def _listening_port(server: ProgressServer) -> int:
+    sock = next(iter(server._sockets.values()))
+    port: int = sock.getsockname()[1]
+    return port
+
+
+async def _until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)

@@ -1,0 +1,328 @@
+"""The HTTP server: Tornado's, with the defences a server facing unknown clients needs.
+
+- Timeouts: a new connection has `header_timeout` seconds to send its first request's headers,
+  a kept-alive one `idle_timeout` for each later request, a body `body_timeout`.
+- A cap on open connections, kept below the open-file limit: past it, the connection that has
+  waited longest for its request's headers is closed to make room (a half-open attacker's, not
+  a worker's whose request is being answered); with none waiting, the newcomer gets a canned
+  503 and is closed, which costs the server one `send`.
+- When `accept()` fails for lack of descriptors, accepting pauses briefly and one log line per
+  interval says so, instead of a traceback per attempt at full CPU.
+- X-Forwarded-* and X-Real-Ip are believed only from `trusted_proxies`; from anyone else they
+  are removed before any handler sees them.
+- Requests Tornado refuses before a handler runs (malformed header lines, a bad Host, over 1,000
+  query fields, a negative Content-Length) get the contract's JSON sentence, not an empty 400.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import errno
+import functools
+import json
+import logging
+import resource
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable
+from typing import Any
+
+from tornado import httputil
+from tornado.http1connection import HTTP1ServerConnection
+from tornado.httpserver import HTTPServer, _HTTPRequestContext
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
+
+from .access import PROXY_HEADERS, TrustedProxies
+from .config import Settings
+
+log = logging.getLogger("tornado_progress.server")
+
+# Descriptors kept free of connections: snapshot files, the log, render threads, the listener.
+RESERVED_DESCRIPTORS = 64
+# After accept() fails for lack of descriptors, accepting rests this long (nginx rests 500 ms).
+ACCEPT_PAUSE_S = 0.25
+# At most one log line per this many seconds about refused or failed accepts.
+LOG_INTERVAL_S = 10.0
+# Connections accepted per readiness event, as Tornado's own accept handler does.
+ACCEPTS_PER_EVENT = 128
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_TORNADO_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+_MALFORMED = ("the request is not well-formed HTTP/1.1 (its request line, a header line or the "
+              "framing of its body); the connection is closed")
+
+
+def canned_answer(status: str, sentence: str) -> bytes:
+    """A complete HTTP answer that closes the connection, carrying the contract's JSON."""
+    body = json.dumps({"error": sentence}).encode() + b"\n"
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json; charset=UTF-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def raise_descriptor_limit() -> int:
+    """Raises the soft limit of open files to the hard limit; returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as error:
+            log.warning("could not raise the open-file limit from %d to %d: %s",
+                        soft, target, error)
+    return soft
+
+
+class SentenceStream(IOStream):
+    """An IOStream that turns Tornado's bare 400 into an answer with a sentence: the one place
+    Tornado answers a request without asking the application."""
+
+    problem: str = _MALFORMED
+
+    def write(self, data: bytes | memoryview) -> Any:
+        if len(data) == len(_TORNADO_BAD_REQUEST) and data == _TORNADO_BAD_REQUEST:
+            data = canned_answer("400 Bad Request", self.problem)
+        return super().write(data)
+
+
+class Connection:
+    """What the server knows of one connection beyond Tornado: its peer's trust, its state."""
+
+    __slots__ = ("server_conn", "stream", "trusted")
+
+    def __init__(self, server_conn: HTTP1ServerConnection, stream: SentenceStream,
+                 trusted: bool) -> None:
+        self.server_conn = server_conn
+        self.stream = stream
+        self.trusted = trusted
+
+
+class ProgressServer(HTTPServer):
+    """Tornado's HTTPServer with timeouts, a connection cap, accept back-off, trusted proxies
+    and sentences for malformed requests (see the module docstring)."""
+
+    def initialize(  # type: ignore[override]
+            self, request_callback: httputil.HTTPServerConnectionDelegate, settings: Settings,
+            max_request_bytes: int) -> None:
+        # Tornado's servers are Configurable: `initialize` is their constructor.
+        super().initialize(request_callback, xheaders=False, max_body_size=max_request_bytes,
+                           max_header_size=max_request_bytes,
+                           idle_connection_timeout=settings.header_timeout,
+                           body_timeout=settings.body_timeout)
+        self.settings = settings
+        self.proxies = TrustedProxies(settings.trusted_proxies)
+        self.max_connections = settings.max_connections
+        # Connections waiting for a request's headers, the longest waiting first.
+        self._waiting: OrderedDict[HTTP1ServerConnection, Connection] = OrderedDict()
+        self._open: dict[HTTP1ServerConnection, Connection] = {}
+        self._refused = self._failed_accepts = 0
+        self._last_report = 0.0
+        self._accepting: dict[int, bool] = {}
+        self._refusal = self._refusal_answer()
+
+    def _refusal_answer(self) -> bytes:
+        return canned_answer(
+            "503 Service Unavailable",
+            f"the server holds its limit of {self.max_connections} open connections (option "
+            "--max-connections); try again in a few seconds")
+
+    def fit_to_descriptors(self, descriptor_limit: int) -> None:
+        """Keeps the connection cap below the open-file limit."""
+        room = max(16, descriptor_limit - RESERVED_DESCRIPTORS)
+        if room < self.max_connections:
+            log.info("at most %d open connections: the open-file limit is %d",
+                     room, descriptor_limit)
+            self.max_connections = room
+            self._refusal = self._refusal_answer()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._open)
+
+    # Accepting -----------------------------------------------------------------------------
+
+    def add_sockets(self, sockets: Any) -> None:
+        io_loop = IOLoop.current()
+        for sock in sockets:
+            fd = sock.fileno()
+            self._sockets[fd] = sock
+            io_loop.add_handler(sock, functools.partial(self._accept_ready, sock), IOLoop.READ)
+            self._accepting[fd] = True
+            self._handlers[fd] = functools.partial(self._remove_listener, sock)
+
+    def _remove_listener(self, sock: socket.socket) -> None:
+        if self._accepting.pop(sock.fileno(), False):
+            IOLoop.current().remove_handler(sock)
+
+    def _accept_ready(self, sock: socket.socket, fd: Any, events: int) -> None:
+        for _ in range(ACCEPTS_PER_EVENT):
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as error:
+                if error.errno not in _NO_DESCRIPTORS:
+                    raise
+                self._pause_accepting(sock, error)
+                return
+            self._connected(connection, address)
+
+    def _pause_accepting(self, sock: socket.socket, error: OSError) -> None:
+        """Out of descriptors: free the longest-waiting connection, rest, report at most once
+        per interval."""
+        self._failed_accepts += 1
+        self._close_longest_waiting()
+        self._report(f"accept() failed: {error.strerror}")
+        fd = sock.fileno()
+        if self._accepting.get(fd):
+            io_loop = IOLoop.current()
+            io_loop.remove_handler(sock)
+            self._accepting[fd] = False
+            io_loop.call_later(ACCEPT_PAUSE_S, self._resume_accepting, sock)
+
+    def _resume_accepting(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if not self._stopped and fd in self._accepting and not self._accepting[fd]:
+            IOLoop.current().add_handler(sock, functools.partial(self._accept_ready, sock),
+                                         IOLoop.READ)
+            self._accepting[fd] = True
+
+    def _report(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self._last_report >= LOG_INTERVAL_S:
+            log.warning("%s; %d connections open (limit %d), %d refused and %d failed accepts "
+                        "since the last report", what, len(self._open), self.max_connections,
+                        self._refused, self._failed_accepts)
+            self._last_report = now
+            self._refused = self._failed_accepts = 0
+
+    def _connected(self, connection: socket.socket, address: Any) -> None:
+        if len(self._open) >= self.max_connections and not self._close_longest_waiting():
+            self._refused += 1
+            self._report("refusing connections: all are busy with requests")
+            with contextlib.suppress(OSError):
+                connection.setblocking(False)
+                connection.send(self._refusal)
+                # Whatever the client sent already is read, so that closing does not reset
+                # the connection (and lose the refusal) before the client reads it.
+                connection.recv(65536)
+            connection.close()
+            return
+        stream = SentenceStream(connection, max_buffer_size=self.max_buffer_size,
+                                read_chunk_size=self.read_chunk_size)
+        self.handle_stream(stream, address)
+
+    def _close_longest_waiting(self) -> bool:
+        if not self._waiting:
+            return False
+        server_conn, connection = self._waiting.popitem(last=False)
+        self._open.pop(server_conn, None)
+        connection.stream.close()
+        return True
+
+    # Connections ---------------------------------------------------------------------------
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
+        # Each connection its own parameters: after its first request, it waits for the next
+        # with the idle timeout instead of the header timeout.
+        server_conn = HTTP1ServerConnection(stream, copy.copy(self.conn_params), context)
+        assert isinstance(stream, SentenceStream)
+        connection = Connection(server_conn, stream, self.proxies.trusts(context.remote_ip))
+        self._connections.add(server_conn)
+        self._open[server_conn] = connection
+        server_conn.start_serving(self)
+
+    def start_request(self, server_conn: object,
+                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        assert isinstance(server_conn, HTTP1ServerConnection)
+        assert isinstance(self.request_callback, httputil.HTTPServerConnectionDelegate)
+        connection = self._open.get(server_conn)
+        if connection is not None:
+            self._waiting[server_conn] = connection  # waits for this request's headers
+        delegate = self.request_callback.start_request(server_conn, request_conn)
+        return RequestGate(delegate, request_conn, self, server_conn, connection)
+
+    def on_close(self, server_conn: object) -> None:
+        assert isinstance(server_conn, HTTP1ServerConnection)
+        self._connections.discard(server_conn)
+        self._open.pop(server_conn, None)
+        self._waiting.pop(server_conn, None)
+
+    def request_started(self, server_conn: HTTP1ServerConnection) -> None:
+        self._waiting.pop(server_conn, None)
+        server_conn.params.header_timeout = self.settings.idle_timeout
+
+
+class RequestGate(httputil.HTTPMessageDelegate):
+    """Stands between Tornado's connection and the application for one request: marks the
+    connection busy, applies or removes proxy headers, and keeps the sentence of a request
+    Tornado refuses while building it."""
+
+    __slots__ = ("connection", "delegate", "request_conn", "server", "server_conn", "xheaders")
+
+    def __init__(self, delegate: httputil.HTTPMessageDelegate,
+                 request_conn: httputil.HTTPConnection, server: ProgressServer,
+                 server_conn: HTTP1ServerConnection, connection: Connection | None) -> None:
+        self.delegate = delegate
+        self.request_conn = request_conn
+        self.server = server
+        self.server_conn = server_conn
+        self.connection = connection
+        self.xheaders = False
+
+    def headers_received(self, start_line: Any,
+                         headers: httputil.HTTPHeaders) -> Awaitable[None] | None:
+        self.server.request_started(self.server_conn)
+        if not PROXY_HEADERS.isdisjoint(headers):
+            if self.connection is not None and self.connection.trusted:
+                self.request_conn.context._apply_xheaders(headers)  # type: ignore[attr-defined]
+                self.xheaders = True
+            else:
+                for name in PROXY_HEADERS:
+                    headers.pop(name, None)
+        try:
+            return self.delegate.headers_received(start_line, headers)
+        except httputil.HTTPInputError as error:
+            if self.connection is not None:
+                self.connection.stream.problem = _sentence(error)
+            raise
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        return self.delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        self.delegate.finish()
+        self._restore()
+
+    def on_connection_close(self) -> None:
+        self.delegate.on_connection_close()
+        self._restore()
+
+    def _restore(self) -> None:
+        if self.xheaders:
+            self.request_conn.context._unapply_xheaders()  # type: ignore[attr-defined]
+            self.xheaders = False
+
+
+def _sentence(error: httputil.HTTPInputError) -> str:
+    """Tornado's reason for refusing a request, as one sentence for the client."""
+    reason = str(error)
+    if "Host" in reason:
+        return "the Host header is not a valid host name or address"
+    if "argument" in reason.lower() or "field" in reason.lower():
+        return f"the request has too many parameters ({reason}); send fewer"
+    return f"{_MALFORMED.split(';')[0]}: {reason[:200]}; the connection is closed"
+
+
+def serve(app: httputil.HTTPServerConnectionDelegate, settings: Settings,
+          max_request_bytes: int) -> ProgressServer:
+    """Starts listening on the settings' host and port, with the descriptor limit raised."""
+    server = ProgressServer(app, settings, max_request_bytes)
+    server.fit_to_descriptors(raise_descriptor_limit())
+    server.listen(settings.port, settings.host)
+    return server
