@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import FakeClock
-from tornado_progress.model import LimitReached, Limits, Store, UnknownJob, Worker
+from tornado_progress.model import (
+    Forbidden,
+    LimitReached,
+    Limits,
+    NewJobRate,
+    Store,
+    UnknownJob,
+    Worker,
+)
 
 
 def make_store(clock: FakeClock, **limits: float) -> tuple[Store, list[str]]:
@@ -218,3 +226,64 @@ def test_load_drops_jobs_that_expired_and_keeps_the_counter_rising(clock: FakeCl
     assert list(target.jobs) == ["young"]
     assert target.worker_count == 1
     assert target.version == source.version
+
+
+def test_a_key_protects_every_write_but_not_reads(clock: FakeClock) -> None:
+    store, _ = make_store(clock)
+    store.create("j", "", write_key="k" * 8)
+    for write in (lambda key: store.update("j", "w", 1, 2, "", True, key),
+                  lambda key: store.delete("j", key),
+                  lambda key: store.create("j", "", key)):
+        for key in (None, "other-key"):
+            with pytest.raises(Forbidden, match="protected by a key"):
+                write(key)
+    assert store.get("j").workers == {}
+    store.update("j", "w", 1, 2, "", True, "k" * 8)
+    assert store.create("j", "again", "k" * 8).write_key == "k" * 8
+    store.delete("j", "k" * 8)
+
+
+def test_a_refused_keyless_update_changes_nothing(clock: FakeClock) -> None:
+    store, changes = make_store(clock)
+    store.update("j", "w", 1, 2, "", True, write_key="k" * 8)
+    version, count = store.version, store.worker_count
+    with pytest.raises(Forbidden):
+        store.update("j", "w", 2, 2, "", True)
+    assert (store.version, store.worker_count, store.get("j").workers["w"].current) == (
+        version, count, 1)
+    assert changes == ["j"]
+
+
+def test_require_key_refuses_only_new_jobs_without_one(clock: FakeClock) -> None:
+    store, _ = make_store(clock, require_key=True)
+    with pytest.raises(Forbidden, match="--require-key"):
+        store.create("j", "")
+    with pytest.raises(Forbidden, match="--require-key"):
+        store.update("j", "w", 1, 2, "", True)
+    assert not store.jobs
+    store.update("j", "w", 1, 2, "", True, write_key="k" * 8)
+    store.update("j", "w", 2, 2, "", True, write_key="k" * 8)
+
+
+def test_new_jobs_per_client_refill_over_a_minute(clock: FakeClock) -> None:
+    store, _ = make_store(clock, new_jobs_per_minute=2)
+    store.create("a", "", client="10.0.0.1")
+    store.update("b", "w", 1, 2, "", True, client="10.0.0.1")
+    with pytest.raises(LimitReached, match=r"10\.0\.0\.1 has made 2 new jobs"):
+        store.create("c", "", client="10.0.0.1")
+    store.create("c", "", client="10.0.0.2")  # another address has its own allowance
+    store.create("a", "again", client="10.0.0.1")  # not a new job
+    clock.advance(30)  # half a minute refills one
+    store.create("d", "", client="10.0.0.1")
+    with pytest.raises(LimitReached):
+        store.create("e", "", client="10.0.0.1")
+
+
+def test_new_job_rate_forgets_clients_whose_allowance_is_full(clock: FakeClock) -> None:
+    rate = NewJobRate(per_minute=1, max_clients=3)
+    for client in ("a", "b", "c"):
+        assert rate.take(client, clock())
+    clock.advance(60)
+    assert rate.take("d", clock())
+    assert len(rate._buckets) == 1  # a, b and c were full again: forgotten
+    assert not rate.take("d", clock())
