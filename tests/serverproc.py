@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -38,10 +39,12 @@ class ErrorStatus(Exception):
 class ServerProcess:
     """`python -m tornado_progress` on 127.0.0.1 with its own snapshot folder."""
 
-    def __init__(self, snapshot_dir: Path, port: int | None = None, *extra: str) -> None:
+    def __init__(self, snapshot_dir: Path, port: int | None = None, *extra: str,
+                 open_files: int | None = None) -> None:
         self.snapshot_dir = snapshot_dir
         self.port = port or free_port()
         self.extra = extra
+        self.open_files = open_files  # soft and hard limit of the server's descriptors
         self.process: subprocess.Popen[str] | None = None
         self.log_path = snapshot_dir.parent / f"server-{self.port}.log"
 
@@ -57,7 +60,7 @@ class ServerProcess:
                  "--port", str(self.port), "--snapshot-dir", str(self.snapshot_dir),
                  *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=self._limit)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -68,6 +71,10 @@ class ServerProcess:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"server did not answer within {STARTUP_TIMEOUT_S} s: {self.log()}")
+
+    def _limit(self) -> None:
+        if self.open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -99,9 +106,9 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(snapshot_dir: Path, *extra: str, port: int | None = None
-                   ) -> Iterator[ServerProcess]:
-    server = ServerProcess(snapshot_dir, port, *extra).start()
+def running_server(snapshot_dir: Path, *extra: str, port: int | None = None,
+                   open_files: int | None = None) -> Iterator[ServerProcess]:
+    server = ServerProcess(snapshot_dir, port, *extra, open_files=open_files).start()
     try:
         yield server
     finally:

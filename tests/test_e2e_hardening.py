@@ -1,0 +1,138 @@
+"""Hostile connections and shutdown against the real server process (issue 8, items 1 and 8):
+descriptor exhaustion, slowloris, and SIGTERM with viewers parked or a background task failed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.serverproc import free_port, running_server
+from tornado_progress import __main__ as program
+from tornado_progress.config import Settings
+
+pytestmark = pytest.mark.e2e
+
+HALF_REQUEST = b"GET /progress/health HTTP/1.1\r\nHost: x\r\n"
+
+
+def open_half_requests(port: int, count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(HALF_REQUEST)
+        sockets.append(sock)
+    return sockets
+
+
+def timed_get(url: str, timeout: float) -> tuple[float, Any]:
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return time.monotonic() - started, json.loads(response.read())
+
+
+def test_half_open_connections_past_the_descriptor_limit_leave_room_for_updates(
+        tmp_path: Path) -> None:
+    """1,100 half-open connections against a limit of 1,024 descriptors once made updates time
+    out while the server spun writing tracebacks; here 300 against 256."""
+    with running_server(tmp_path / "snapshots", "--header-timeout", "60",
+                        open_files=256) as server:
+        sockets = open_half_requests(server.port, 300)
+        try:
+            for index in range(5):
+                seconds, answer = timed_get(
+                    f"{server.base_url}/progress/update?jobid=j&workid=w{index}&current=1"
+                    "&total=2", timeout=5)
+                assert "version" in answer
+                assert seconds < 2
+            log = server.log()
+            assert len(log) < 1_000_000
+            assert "Traceback" not in log
+            assert "at most 192 open connections" in log
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def test_slowloris_connections_are_closed_at_the_header_timeout(tmp_path: Path) -> None:
+    """Connections that sent a header line now and then once stayed open indefinitely."""
+    with running_server(tmp_path / "snapshots", "--header-timeout", "1") as server:
+        sockets = open_half_requests(server.port, 50)
+        closed: set[int] = set()
+        deadline = time.monotonic() + 10
+        while len(closed) < len(sockets) and time.monotonic() < deadline:
+            for index, sock in enumerate(sockets):
+                if index in closed:
+                    continue
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    closed.add(index)
+            time.sleep(0.2)
+        for sock in sockets:
+            sock.close()
+        assert len(closed) == len(sockets)
+
+
+def test_sigterm_answers_parked_polls_and_exits_0(tmp_path: Path) -> None:
+    """Polls parked at SIGTERM once got 500s and the log errors."""
+    with running_server(tmp_path / "snapshots") as server:
+        version = server.get("create?jobid=j")["version"]
+        answers: list[Any] = []
+
+        def poll() -> None:
+            answers.append(timed_get(
+                f"{server.base_url}/progress/poll?jobid=j&since={version}&timeout=30",
+                timeout=30)[1])
+
+        threads = [threading.Thread(target=poll) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while server.get("health")["waiters"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert server.signal(signal.SIGTERM) == 0
+        for thread in threads:
+            thread.join(timeout=10)
+        assert [answer["version"] for answer in answers] == [version] * 5
+        assert "ERROR" not in server.log()
+        assert list((tmp_path / "snapshots").glob("snapshot-*.msgpack"))
+
+
+def test_a_failed_background_task_still_gets_the_final_snapshot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A failed background task once made SIGTERM re-raise its error and skip the snapshot."""
+    async def failing_loop(*args: Any) -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(program, "snapshot_loop", failing_loop)
+    settings = Settings(port=free_port(), snapshot_dir=tmp_path / "snapshots")
+
+    async def scenario() -> None:
+        serving = asyncio.create_task(program.main(settings))
+        url = f"http://127.0.0.1:{settings.port}/progress/health"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await asyncio.to_thread(timed_get, url, 2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # main's own handler takes it
+        await serving
+
+    asyncio.run(scenario())
+    assert list((tmp_path / "snapshots").glob("snapshot-*.msgpack"))
+    assert "the disk went away" in caplog.text
