@@ -4,10 +4,17 @@ no JavaScript errors, the title, and the page without JavaScript."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
@@ -325,3 +332,62 @@ def test_without_javascript_the_page_shows_the_png(browser: Browser, server: Ser
 def css_rgb(name: str) -> str:
     red, green, blue = palette.COLOURS[name]
     return f"rgb({red}, {green}, {blue})"
+
+
+@contextmanager
+def attacker_site(pages: dict[str, str]) -> Iterator[str]:
+    """Another site on this machine (`localhost` on a port of its own, while the service is
+    at 127.0.0.1) serving the given pages; yields its base URL."""
+
+    class Pages(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{site.server_address[1]}"
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def test_another_sites_page_cannot_delete_or_replace_a_job(browser: Browser,
+                                                           server: ServerProcess,
+                                                           jobid: str) -> None:
+    """Issue 8: an <img src=".../delete?jobid=victim"> on another origin once deleted the job;
+    an auto-submitting form there could delete or replace it."""
+    send(server.base_url, "update", jobid=jobid, workid="w1", current=1, total=2)
+    target = f"{server.base_url}/progress/"
+    query = urlencode({"jobid": jobid})
+    form = (f'<form method="post" action="{target}delete"><input name="jobid" '
+            f'value="{html.escape(jobid)}"></form><script>document.forms[0].submit()</script>')
+    pages = {"/img": f'<img src="{target}delete?{query}"><img src="{target}create?{query}">',
+             "/form": form}
+    context = browser.new_context()
+    page = context.new_page()
+    with attacker_site(pages) as site:
+        page.goto(f"{site}/img")  # returns once the images have loaded or failed
+        # Chromium shows the page no JSON answer to an <img>: the server's log says what it did.
+        tag = jobid.split()[1]
+        refused = [line.split(" (")[0].rsplit(": ", 1)[-1] for line in server.log().splitlines()
+                   if tag in line and "/progress/" in line]
+        assert sorted(refused)[-2:] == [f"403 GET /progress/create?jobid=job+{tag}",
+                                        f"403 GET /progress/delete?jobid=job+{tag}"]
+        with page.expect_response(lambda response: response.url == f"{target}delete"
+                                  and response.request.method == "POST") as posted:
+            page.goto(f"{site}/form")
+        assert posted.value.status == 403
+    context.close()
+    job = json.loads(urllib.request.urlopen(
+        f"{server.base_url}/progress/status?{query}", timeout=10).read())
+    assert [worker["workid"] for worker in job["workers"]] == ["w1"]
