@@ -38,7 +38,10 @@ def test_help_lists_every_option() -> None:
     for option in ("--host", "--port", "--snapshot-dir", "--snapshot-interval", "--keep-days",
                    "--demo", "--stale-after", "--poll-interval", "--max-jobs",
                    "--max-workers-per-job", "--max-workers",
-                   "--max-request-bytes"):
+                   "--max-request-bytes", "--header-timeout", "--idle-timeout",
+                   "--body-timeout", "--max-connections", "--cache-mb", "--max-render-pixels",
+                   "--require-key", "--write-tokens", "--new-jobs-per-minute",
+                   "--trusted-proxies", "--frame-ancestors"):
         assert option in result.stdout
 
 

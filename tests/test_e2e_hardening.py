@@ -8,8 +8,11 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -136,3 +139,32 @@ def test_a_failed_background_task_still_gets_the_final_snapshot(
     asyncio.run(scenario())
     assert list((tmp_path / "snapshots").glob("snapshot-*.msgpack"))
     assert "the disk went away" in caplog.text
+
+
+def test_write_tokens_come_from_a_file(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# who may write\nalpha-token\n\n  beta-token  \n")
+    with running_server(tmp_path / "snapshots", "--write-tokens", str(tokens),
+                        "--require-key", "--trusted-proxies", "") as server:
+        base = f"{server.base_url}/progress/update?jobid=j&workid=w&current=1&total=2"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base, timeout=5)
+        refused.value.close()
+        assert refused.value.code == 401
+        with pytest.raises(urllib.error.HTTPError) as keyless:
+            urllib.request.urlopen(base + "&token=beta-token", timeout=5)
+        keyless.value.close()
+        assert keyless.value.code == 403
+        request = urllib.request.Request(base + "&key=12345678",
+                                         headers={"Authorization": "Bearer alpha-token"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert "version" in json.loads(answer.read())
+
+
+def test_an_empty_tokens_file_stops_the_start_with_a_message(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# nothing yet\n")
+    result = subprocess.run([sys.executable, "-m", "tornado_progress", "--write-tokens",
+                             str(tokens)], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "holds no token" in result.stderr

@@ -27,7 +27,7 @@ class Settings:
     header_timeout: float = 10.0
     idle_timeout: float = 60.0
     body_timeout: float = 30.0
-    max_connections: int = 4096
+    max_connections: int = 10_000
     # Memory (answer_cache.py, render_handler.py)
     cache_bytes: int = 64 * 1024 * 1024
     max_render_pixels: int = 16_000_000
