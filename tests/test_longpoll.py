@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tornado_progress.longpoll import Waiters
+from tornado_progress.longpoll import SLICE, Waiters
 
 
 @pytest.mark.gen_test
@@ -58,3 +58,52 @@ async def test_a_client_leaving_during_the_held_interval_leaves_nothing() -> Non
     await asyncio.sleep(0.3)  # the held answer fires with nobody left to answer
     assert waiters.count == 0
     assert await gone is False
+
+
+@pytest.mark.gen_test
+async def test_a_wake_of_many_waiters_lets_the_loop_run_between_slices() -> None:
+    waiters = Waiters()
+    parked = [waiters.park("a", 30) for _ in range(2000)]
+    seen: list[int] = []
+    waiters.wake("a")
+    # Scheduled right after the wake: it must run while part of the wake is still to come.
+    asyncio.get_running_loop().call_soon(
+        lambda: seen.append(sum(not future.done() for future in parked)))
+    assert await asyncio.wait_for(asyncio.gather(*parked), 10) == [True] * 2000
+    assert seen and seen[0] > 0
+    assert waiters.count == 0
+
+
+@pytest.mark.gen_test
+async def test_waiters_leaving_or_arriving_during_a_spread_wake_stay_counted() -> None:
+    waiters = Waiters()
+    parked = [waiters.park("a", 30) for _ in range(2000)]
+    waiters.wake("a")
+    assert not parked[-1].done()  # the wake is still being spread
+    waiters.discard("a", parked[-1])  # a client leaving mid-way
+    waiters.discard("a", parked[-1])  # twice: counted once
+    newcomer = waiters.park("a", 30)  # waits for the next change, not this one
+    # The first slice answered at once, the one who left gone, the newcomer parked.
+    assert waiters.count == 2000 - SLICE
+    assert await parked[-1] is False
+    assert await asyncio.wait_for(asyncio.gather(*parked[:-1]), 10) == [True] * 1999
+    assert not newcomer.done() and waiters.count == 1
+    waiters.wake("a")
+    assert await newcomer is True and waiters.count == 0
+
+
+@pytest.mark.gen_test
+async def test_release_all_answers_every_parked_waiter_now() -> None:
+    waiters = Waiters(min_interval=30)
+    spread = [waiters.park("a", 30) for _ in range(1000)]
+    waiters.wake("a")  # being spread over slices
+    held = waiters.park("a", 30)
+    waiters.wake("a")  # held back by the pacing interval
+    others = [waiters.park(f"job{index}", 30) for index in range(10)]
+    waiters.release_all()
+    assert all(future.done() and future.result() for future in (*spread, held, *others))
+    assert waiters.count == 0
+    for _ in range(10):  # loop turns, not time: the rest of the spread wake finds nobody
+        await asyncio.sleep(0)
+    assert waiters.count == 0
+    waiters.release_all()  # nobody parked: nothing to do

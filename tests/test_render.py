@@ -1,6 +1,7 @@
 """The PNG chart and the `render` endpoint: pixel-level property checks on pictures read back
 with pycairo (colours, fill lengths, text inside bars, sizes, the height bound, hostile strings)
-and the serving rules (ETag, 304, one render per key, 400 and 404 answers)."""
+and the serving rules (ETag, 304, one render per key kept in the AnswerCache, the pixel budget,
+400 and 404 answers)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import cairo
 import hypothesis
 import pytest
 from hypothesis import strategies as st
+from tornado.web import Application
 
 from tests.conftest import FakeClock, Fetch, as_json
 from tests.render_support import (
@@ -31,6 +33,7 @@ from tests.render_support import (
     worker,
 )
 from tornado_progress import render, render_handler, render_text, views
+from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.config import Settings
 from tornado_progress.model import Job, Store
 from tornado_progress.render_handler import ChartRenderer
@@ -177,7 +180,6 @@ def test_any_string_renders(text: str) -> None:
     workers = [worker(text, 1, 2, text), worker("w2", 2, 2, text, ok=False)]
     picture = decode(render.render_chart(chart(*workers, desc=text, jobid=text), 800, 2))
     assert picture.width == 1600
-    assert render.render_not_found(text).startswith(b"\x89PNG")
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
@@ -220,12 +222,27 @@ def test_header_figures() -> None:
 def test_empty_job_and_not_found_pictures() -> None:
     picture = decode(render.render_chart(chart(), 800, 1))
     assert picture.width == 800 and picture.count(dark) > 0
-    missing = decode(render.render_not_found("nope", 2))
+    missing = decode(render.render_not_found(2))
     assert (missing.width, missing.height) == (720, 104)
     assert missing.count(near("failed")) > 50 and missing.count(near("muted-text")) > 50
 
 
+@pytest.mark.parametrize("width", [200, 800, 4000])
+@pytest.mark.parametrize("count", [0, 1, 12, 150, 157, 158, 1000])
+def test_picture_height_is_the_drawn_height_without_drawing(width: int, count: int) -> None:
+    workers = [worker(f"w{i}", i % 3, 2, ok=i % 5 != 1, age=i * 7) for i in range(count)]
+    chart_input = chart(*workers, desc="a job with a long description " * 4)
+    assert render.picture_height(chart_input, width) == layout(chart_input, width).height
+
+
 # The endpoint --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def answers(app: Application) -> AnswerCache:
+    """The app's AnswerCache: make_app hands its collaborators to the default handler too."""
+    cache: AnswerCache = app.settings["default_handler_args"]["answers"]
+    return cache
 
 
 def job_in(store: Store, clock: FakeClock, count: int = 3, **extra: Any) -> Job:
@@ -257,8 +274,9 @@ async def test_render_answers_png_with_etag_and_304(fetch: Fetch, store: Store,
 
 
 @pytest.mark.gen_test
-async def test_one_render_per_key(fetch: Fetch, store: Store, clock: FakeClock,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_render_per_key_kept_in_the_answer_cache(
+        fetch: Fetch, store: Store, clock: FakeClock, renderer: ChartRenderer,
+        answers: AnswerCache, monkeypatch: pytest.MonkeyPatch) -> None:
     job = job_in(store, clock)
     made: list[bytes] = []
     original = render.render_chart
@@ -270,7 +288,9 @@ async def test_one_render_per_key(fetch: Fetch, store: Store, clock: FakeClock,
     monkeypatch.setattr(render, "render_chart", counting)
     bodies = [(await fetch("render", jobid="job1", width=500)).body for _ in range(3)]
     assert len(made) == 1 and bodies == [made[0]] * 3
-    assert any(value is made[0] for value in job.cache.values())
+    key = renderer.key(job, 500, 1, clock.now, STALE_AFTER)
+    assert answers.get(key.cache_key) is made[0]
+    assert not hasattr(job, "cache")  # web-layer caches never live on model objects
     await fetch("render", jobid="job1", width=500, scale=2)
     assert len(made) == 2
 
@@ -289,15 +309,19 @@ async def test_concurrent_requests_share_the_render_in_flight(
         return b"png"
 
     monkeypatch.setattr(render, "render_chart", held)
-    key = render_handler.render_key(job, 800, 1, NOW, STALE_AFTER)
+    key = renderer.key(job, 800, 1, NOW, STALE_AFTER)
+    chart_input = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), NOW,
+                                    STALE_AFTER)
+    answers = AnswerCache(1 << 20)
 
     async def let_go() -> bytes:
         release.set()
         return b""
 
-    both = await asyncio.gather(renderer.png(job, key, NOW, STALE_AFTER),
-                                renderer.png(job, key, NOW, STALE_AFTER), let_go())
+    both = await asyncio.gather(renderer.png(job, key, chart_input, answers),
+                                renderer.png(job, key, chart_input, answers), let_go())
     assert list(both[:2]) == [b"png", b"png"] and calls == [800]
+    assert answers.get(key.cache_key) == b"png"
     assert renderer.in_flight == 0
 
 
@@ -382,4 +406,79 @@ def test_a_string_cairo_refuses_is_drawn_as_escapes(monkeypatch: pytest.MonkeyPa
     escaped = [worker(render_text.plain("w\uffff"), 8, 10, render_text.plain("lots of RFI \uffff"))]
     lay = layout(chart(*escaped, desc=render_text.plain("\uffff")))
     assert picture.count(light, fill_box(lay, 0, 0.8)) > 20
-    assert decode(render.render_not_found("\uffff")).count(near("failed")) > 20
+
+
+def test_stale_times_are_kept_by_the_renderer_bounded_in_jobs_and_times() -> None:
+    times = render_handler.StaleTimes(max_times=100, max_jobs=4)
+    jobs = []
+    for index in range(10):
+        job = Job(f"job{index}", "", NOW, index)
+        job.workers = {f"w{k}": worker(f"w{k}", 1, 2, age=k) for k in range(40)}
+        jobs.append(job)
+        assert times.count(job, NOW, 10.0) == 40 - 11  # updated more than 10 s ago
+        assert len(times) <= 4 and times.size <= 100
+    job = jobs[-1]
+    job.workers["w0"] = worker("w0", 2, 2)  # done: no longer running, and so never stale
+    job.version += 1
+    assert times.count(job, NOW, 0.5) == 39  # a new version is counted again
+    huge = Job("huge", "", NOW, 99)
+    huge.workers = {f"w{k}": worker(f"w{k}", 1, 2, age=k) for k in range(200)}
+    assert times.count(huge, NOW, 10.0) == 200 - 11 and times.size <= 100
+
+
+@pytest.mark.gen_test
+async def test_a_chart_past_the_pixel_budget_is_refused_before_drawing(
+        fetch: Fetch, store: Store, clock: FakeClock, settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    job_in(store, clock, count=200)  # enough workers to reach MAX_HEIGHT
+    drawn: list[tuple[int, float]] = []
+    original = render.render_chart
+
+    def counting(chart_input: render.ChartInput, width: int, scale: float) -> bytes:
+        drawn.append((width, scale))
+        # Never the gigabyte surface, should the budget fail: an empty body fails the test.
+        return original(chart_input, width, scale) if width * scale <= 1000 else b""
+
+    monkeypatch.setattr(render, "render_chart", counting)
+    response = await fetch("render", jobid="job1", width=4000, scale=4)
+    assert response.code == 400 and drawn == []
+    assert as_json(response)["error"] == (
+        "the chart would be 16000 x 16384 device pixels (262144000), more than the budget of "
+        f"{settings.max_render_pixels} (option --max-render-pixels); ask for a smaller width "
+        "or scale")
+    fits = await fetch("render", jobid="job1", width=800, scale=1)
+    assert fits.code == 200 and decode(fits.body).height == render.MAX_HEIGHT
+    assert drawn == [(800, 1)]
+
+
+@pytest.mark.gen_test
+async def test_a_small_job_is_measured_against_the_budget_at_its_own_height(
+        fetch: Fetch, store: Store, clock: FakeClock) -> None:
+    job_in(store, clock, count=2)
+    response = await fetch("render", jobid="job1", width=4000, scale=2)
+    assert response.code == 200  # 8000 px wide, but only a few hundred high
+    assert decode(response.body).width == 8000
+
+
+@pytest.mark.gen_test
+async def test_the_unknown_job_picture_is_drawn_once_per_scale_step(
+        fetch: Fetch, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[float] = []
+    original = render.render_not_found
+
+    def counting(*args: Any) -> bytes:
+        drawn.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(render, "render_not_found", counting)
+    scales = ["1", "1.2", "1.5", "1.7", "2", "2.5", "3", "3.3", "4", "1.01", "2.0001"]
+    bodies: dict[str, bytes] = {}
+    for index in range(60):
+        scale = scales[index % len(scales)]
+        response = await fetch("render", jobid=f"nobody{index}", scale=scale)
+        assert response.code == 404 and response.headers["Content-Type"] == "image/png"
+        assert decode(response.body).width == round(
+            360 * render_handler.not_found_scale(float(scale)))
+        bodies.setdefault(scale, response.body)
+        assert response.body == bodies[scale]  # whatever the jobid
+    assert sorted(drawn) == [1.0, 1.5, 2.0, 3.0, 4.0]

@@ -9,6 +9,10 @@ Pacing: a job's viewers are answered at once when the job has been quiet for `mi
 seconds, else at the end of that interval, with every change in between in one answer. A job
 updated by a thousand workers would otherwise send each viewer a thousand answers a second,
 more than any person can read, and each answer costs the server a whole request.
+
+Spreading: a job with thousands of viewers is answered a slice of waiters at a time, each slice
+in one go, with the next slice scheduled behind whatever else is ready, so that workers' updates
+keep being served while ten thousand polls are answered.
 """
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ import asyncio
 
 # Pacing records kept before the old ones are swept (jobs long since quiet).
 _LAST_WAKE_SWEEP = 4096
+# Waiters answered per turn of the event loop: each one's handler runs in that turn too, so
+# this bounds how long a wake holds the loop.
+SLICE = 256
+
+Waiter = asyncio.Future[bool]
 
 
 class Waiters:
     def __init__(self, min_interval: float = 0.0) -> None:
         self.min_interval = min_interval
-        self._by_job: dict[str, dict[asyncio.Future[bool], asyncio.TimerHandle]] = {}
+        self._by_job: dict[str, dict[Waiter, asyncio.TimerHandle]] = {}
+        # Waiters of a wake still being spread over slices, of any job: they still count, and
+        # a client leaving meanwhile is discarded from here.
+        self._answering: dict[Waiter, asyncio.TimerHandle] = {}
         self._last_wake: dict[str, float] = {}
         self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self.count = 0
@@ -47,6 +59,8 @@ class Waiters:
         return last is not None and asyncio.get_running_loop().time() < last + self.min_interval
 
     def _answer(self, key: str) -> None:
+        """Answers the waiters parked on job `key` so far; one parking from now on waits for
+        the next change."""
         self._scheduled.pop(key, None)
         waiters = self._by_job.pop(key, None)
         if waiters is None:
@@ -57,31 +71,54 @@ class Waiters:
                 horizon = now - self.min_interval
                 self._last_wake = {k: t for k, t in self._last_wake.items() if t > horizon}
             self._last_wake[key] = now
-        self.count -= len(waiters)
-        for future, timer in waiters.items():
-            timer.cancel()
-            if not future.done():
-                future.set_result(True)
+        self._answering.update(waiters)
+        self._answer_slice(list(waiters), 0)
 
-    def park(self, key: str, timeout: float) -> asyncio.Future[bool]:
+    def _answer_slice(self, futures: list[Waiter], start: int) -> None:
+        """Answers `futures[start:start + SLICE]`, skipping any discarded meanwhile, and
+        schedules the next slice behind the callbacks (and I/O) already waiting."""
+        for future in futures[start:start + SLICE]:
+            self._resolve(self._answering, future, True)
+        if start + SLICE < len(futures):
+            asyncio.get_running_loop().call_soon(self._answer_slice, futures, start + SLICE)
+
+    def _resolve(self, waiters: dict[Waiter, asyncio.TimerHandle], future: Waiter,
+                 result: bool) -> bool:
+        """Forgets `future` from `waiters` and answers it; False if it was not there."""
+        timer = waiters.pop(future, None)
+        if timer is None:
+            return False
+        timer.cancel()
+        self.count -= 1
+        if not future.done():
+            future.set_result(result)
+        return True
+
+    def release_all(self) -> None:
+        """Answers every parked waiter of every job at once, paced or not: at shutdown, so
+        that parked polls get the job's current state instead of a dropped connection."""
+        for timer in self._scheduled.values():
+            timer.cancel()
+        self._scheduled.clear()
+        jobs, self._by_job = self._by_job, {}
+        for waiters in (*jobs.values(), self._answering):
+            for future in list(waiters):
+                self._resolve(waiters, future, True)
+
+    def park(self, key: str, timeout: float) -> Waiter:
         """A future that becomes True at the next change of job `key`, or False after `timeout`
         seconds or when discarded."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
+        future: Waiter = loop.create_future()
         timer = loop.call_later(timeout, self.discard, key, future)
         self._by_job.setdefault(key, {})[future] = timer
         self.count += 1
         return future
 
-    def discard(self, key: str, future: asyncio.Future[bool]) -> None:
+    def discard(self, key: str, future: Waiter) -> None:
         """Forgets a waiter that timed out or whose client left."""
         waiters = self._by_job.get(key)
-        timer = waiters.pop(future, None) if waiters is not None else None
-        if timer is None:
-            return
-        timer.cancel()
-        self.count -= 1
-        if not waiters:
+        if waiters is None or not self._resolve(waiters, future, False):
+            self._resolve(self._answering, future, False)
+        elif not waiters:
             del self._by_job[key]
-        if not future.done():
-            future.set_result(False)

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 ID_MAX_CHARS = 256
 DESC_MAX_CHARS = 1024
@@ -110,8 +110,8 @@ def smoothed_rate(previous: Worker | None, current: Number, now: float) -> float
 class Job:
     """A job and its workers, kept in the order they last changed (oldest change first)."""
 
-    __slots__ = ("cache", "created", "desc", "generation", "jobid", "key", "updated", "version",
-                 "workers", "write_key")
+    __slots__ = ("created", "desc", "generation", "jobid", "key", "updated", "version", "workers",
+                 "write_key")
 
     def __init__(self, jobid: str, desc: str, now: float, version: int,
                  write_key: str | None = None) -> None:
@@ -127,9 +127,6 @@ class Job:
         # cannot be answered with a delta.
         self.generation = version
         self.workers: dict[str, Worker] = {}
-        # Answers built from this job (JSON bodies, PNGs), owned by the web layer and dropped
-        # whenever the job changes.
-        self.cache: dict[Any, Any] = {}
 
     def changed_since(self, since: int) -> list[Worker] | None:
         """The workers changed after version `since`, newest first; None when only the whole
@@ -329,7 +326,6 @@ class Store:
         job.workers[work_key] = worker
         job.version = version
         job.updated = now
-        job.cache.clear()
         self.on_change(key)
         return worker
 

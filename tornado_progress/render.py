@@ -183,15 +183,42 @@ def draw_legend(ctx: Any, counts: dict[str, Any], when: str, top: float, width: 
     return math.ceil(baseline + 6 + GAP)
 
 
+def scratch_context() -> Any:
+    """A context on a 1 x 1 surface, for measuring text and the header without a picture."""
+    return cairo.Context(cairo.ImageSurface(cairo.FORMAT_ARGB32, 1, 1))
+
+
+def chart_height(header_h: float, count: int) -> int:
+    """The picture's height in px at scale 1: the header, a row per worker (one for the "no
+    worker" line), never past MAX_HEIGHT, where rows get thinner instead."""
+    return min(MAX_HEIGHT, math.ceil(header_h + max(count, 1) * ROW_H + MARGIN))
+
+
+def picture_height(chart: ChartInput, width: int) -> int:
+    """The height `render_chart` gives `chart`, in px at scale 1, without drawing it. Cheap for
+    a large job: rows that alone reach MAX_HEIGHT make the header's height (and the job's
+    summary it needs) irrelevant."""
+    count = len(chart.workers)
+    if chart_height(0.0, count) >= MAX_HEIGHT:
+        return MAX_HEIGHT
+    return chart_height(draw_header(scratch_context(), chart, chart_summary(chart), width),
+                        count)
+
+
+def device_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The picture's size in device pixels, as its surface is made."""
+    return round(width * scale), round(height * scale)
+
+
 def plan(chart: ChartInput, workers: Sequence[Worker], counts: dict[str, Any], width: int,
          scale: float) -> Layout:
     """Row height and columns: rows get thinner past what fits in MAX_HEIGHT."""
-    scratch = cairo.Context(cairo.ImageSurface(cairo.FORMAT_ARGB32, 1, 1))
+    scratch = scratch_context()
     header_h = draw_header(scratch, chart, counts, width)
     count = len(workers)
     room = MAX_HEIGHT - header_h - MARGIN
     row_h = ROW_H if count * ROW_H <= room else room / count
-    height = min(MAX_HEIGHT, math.ceil(header_h + (count * row_h if count else ROW_H) + MARGIN))
+    height = chart_height(header_h, count)
     bar_h = BAR_H if row_h >= ROW_H else row_h * 0.78
     font_size = min(12.0, bar_h * 0.62)
     inner = width - 2 * MARGIN
@@ -315,8 +342,7 @@ def draw_marks(ctx: Any, marks: Sequence[Mark]) -> None:
 
 
 def canvas(width: int, height: int, scale: float) -> tuple[Any, Any]:
-    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, round(width * scale),
-                                 round(height * scale))
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, *device_size(width, height, scale))
     ctx = cairo.Context(surface)
     ctx.scale(scale, scale)
     paint(ctx, "background")
@@ -364,19 +390,16 @@ def render_chart(chart: ChartInput, width: int, scale: float) -> bytes:
     return png(surface)
 
 
-def render_not_found(jobid: str, scale: float = 1.0) -> bytes:
-    """A small PNG that says the job is unknown, so an <img> shows text, not a broken icon."""
+def render_not_found(scale: float = 1.0) -> bytes:
+    """A small PNG that says the job is unknown, so an <img> shows text, not a broken icon.
+    The same for every job: the job's id is in the picture's address already, and a picture
+    that does not depend on the request can be drawn once and kept."""
     width, height = 360, 52
     surface, ctx = canvas(width, height, scale)
-    try:
-        set_font(ctx, 14, bold=True)
-        paint(ctx, "failed")
-        show(ctx, "No such progress job", MARGIN, 22)
-        set_font(ctx, SMALL_SIZE)
-        paint(ctx, "muted-text")
-        show(ctx, fit(ctx, "jobid " + drawable(jobid), width - 2 * MARGIN), MARGIN, 40)
-    except TEXT_ERRORS:  # as in render_chart
-        if jobid == plain(jobid):
-            raise
-        return render_not_found(plain(jobid), scale)
+    set_font(ctx, 14, bold=True)
+    paint(ctx, "failed")
+    show(ctx, "No such progress job", MARGIN, 22)
+    set_font(ctx, SMALL_SIZE)
+    paint(ctx, "muted-text")
+    show(ctx, "Check the jobid in this picture's address.", MARGIN, 40)
     return png(surface)

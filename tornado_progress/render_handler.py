@@ -1,100 +1,173 @@
 """The `render` endpoint: the chart as a PNG for embedding in other pages with a plain <img>,
-rendered once per (job version, width, scale, stale count), revalidated by ETag, and drawn in
-a worker thread so that a chart of 10,000 workers does not stall the event loop.
+rendered once per (job version, width, scale, stale count), kept in the server's one
+byte-bounded AnswerCache, revalidated by ETag, and drawn in a worker thread so that a chart of
+10,000 workers does not stall the event loop.
+
+A chart larger than the pixel budget (option --max-render-pixels) is refused before any surface
+is made: a picture's memory grows with the square of its scale.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import bisect
 import functools
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import NamedTuple
 
 from . import params, render
+from .answer_cache import AnswerCache
 from .handlers import ApiHandler
-from .model import Job, LimitReached
+from .model import BadParameter, Job, LimitReached
 
 PNG_TYPE = "image/png"
-
-# ("png", version, width, scale, stale workers): the picture changes with each of them.
-RenderKey = tuple[str, int, int, float, int]
-
-
-def stale_count(job: Job, now: float, stale_after: float) -> int:
-    """How many running workers are stale at `now`. Workers turn stale while the version stands
-    still, so this goes into the picture's key; the running workers' update times are sorted
-    once per version, making the count one bisection per request."""
-    key = ("png-running-updated", job.version)
-    times: list[float] | None = job.cache.get(key)
-    if times is None:
-        times = sorted(worker.updated for worker in job.workers.values()
-                       if worker.running)
-        _remember(job, key, times)
-    return bisect.bisect_left(times, now - stale_after)
+# Scales the unknown-job picture is drawn at; a request's scale is taken up to the next one, so
+# that any number of distinct scales costs at most this many drawings.
+NOT_FOUND_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
+# Running workers' update times kept for stale counts, over all jobs: a job of the largest size
+# allowed fits several times over, and the oldest job's times go first.
+STALE_TIMES_MAX = 1 << 20
+STALE_TIMES_JOBS = 256
 
 
-def _remember(job: Job, key: Any, value: Any) -> None:
-    """Interim: pictures are kept on the job until they move to the AnswerCache."""
-    if len(job.cache) >= 64:
-        job.cache.clear()
-    job.cache[key] = value
+class RenderKey(NamedTuple):
+    """What the picture depends on: a change to any of them is a new picture."""
+
+    job: str  # the job's key
+    version: int
+    width: int
+    scale: float
+    stale: int  # running workers that are stale
+
+    @property
+    def cache_key(self) -> tuple[str, int, tuple[str, int, float, int]]:
+        return self.job, self.version, ("png", self.width, self.scale, self.stale)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}-{self.width}-{self.scale:g}-{self.stale}"'
 
 
-def render_key(job: Job, width: int, scale: float, now: float, stale_after: float) -> RenderKey:
-    return ("png", job.version, width, scale, stale_count(job, now, stale_after))
+class StaleTimes:
+    """The sorted update times of each job's running workers at its current version. Workers
+    turn stale while the version stands still, so their count goes into a picture's key; sorted
+    once per version, the count is one bisection per request. Bounded in jobs and in times, the
+    least recently asked-for job going first."""
+
+    def __init__(self, max_times: int = STALE_TIMES_MAX, max_jobs: int = STALE_TIMES_JOBS) -> None:
+        self.max_times = max_times
+        self.max_jobs = max_jobs
+        self.size = 0
+        self._jobs: OrderedDict[str, tuple[int, array.array[float]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def count(self, job: Job, now: float, stale_after: float) -> int:
+        """How many running workers of `job` are stale at `now`."""
+        kept = self._jobs.get(job.key)
+        if kept is not None and kept[0] == job.version:
+            self._jobs.move_to_end(job.key)
+            times = kept[1]
+        else:
+            times = array.array("d", sorted(
+                worker.updated for worker in job.workers.values() if worker.running))
+            self._keep(job.key, job.version, times)
+        return bisect.bisect_left(times, now - stale_after)
+
+    def _keep(self, key: str, version: int, times: array.array[float]) -> None:
+        old = self._jobs.pop(key, None)
+        if old is not None:
+            self.size -= len(old[1])
+        if len(times) > self.max_times:
+            return  # recounted on every request rather than pushing out every other job
+        while self._jobs and (self.size + len(times) > self.max_times
+                              or len(self._jobs) >= self.max_jobs):
+            _, (_, evicted) = self._jobs.popitem(last=False)
+            self.size -= len(evicted)
+        self._jobs[key] = (version, times)
+        self.size += len(times)
 
 
-def etag(key: RenderKey) -> str:
-    _, version, width, scale, stale = key
-    return f'"{version}-{width}-{scale:g}-{stale}"'
+def not_found_scale(scale: float) -> float:
+    """The scale the unknown-job picture is drawn at for a request at `scale`: the next step up,
+    so that it is never blurrier than asked for."""
+    return next((step for step in NOT_FOUND_SCALES if step >= scale), NOT_FOUND_SCALES[-1])
+
+
+def too_many_pixels(width: int, height: int, scale: float, budget: int) -> str | None:
+    """The sentence refusing a chart of `width` x `height` px at `scale`, or None if its device
+    pixels are within `budget`."""
+    device_w, device_h = render.device_size(width, height, scale)
+    if device_w * device_h <= budget:
+        return None
+    return (f"the chart would be {device_w} x {device_h} device pixels ({device_w * device_h}),"
+            f" more than the budget of {budget} (option --max-render-pixels); ask for a smaller "
+            "width or scale")
 
 
 class ChartRenderer:
     """Draws charts in worker threads, at most one render per key in flight.
 
-    Two threads: a small chart need not wait behind the largest one the contract allows
-    (16,000 x 16,384 device pixels: seconds of CPU and a GiB of surface), and no more than two
-    such surfaces exist at once. Past `max_pending` distinct renders queued or running, a
-    request is told to come back, so a client asking for many sizes cannot queue unbounded work.
+    Two threads: a small chart need not wait behind the largest one the pixel budget allows,
+    and no more than two such surfaces exist at once. Past `max_pending` distinct renders queued
+    or running, a request is told to come back, so a client asking for many sizes cannot queue
+    unbounded work. Finished pictures go to the AnswerCache each call is given.
     """
 
     def __init__(self, threads: int = 2, max_pending: int = 32) -> None:
         self.max_pending = max_pending
+        self.stale_times = StaleTimes()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")
-        self._pending: dict[tuple[int, RenderKey], asyncio.Future[bytes]] = {}
+        self._pending: dict[RenderKey, asyncio.Future[bytes]] = {}
+        self._not_found: dict[float, bytes] = {}
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def png(self, job: Job, key: RenderKey, now: float, stale_after: float) -> bytes:
-        """The chart for `key`: from the job's cache, else from the render of that key already
-        in flight, else rendered in a worker thread from an immutable copy of the job."""
-        cached: bytes | None = job.cache.get(key)
+    def key(self, job: Job, width: int, scale: float, now: float,
+            stale_after: float) -> RenderKey:
+        return RenderKey(job.key, job.version, width, scale,
+                         self.stale_times.count(job, now, stale_after))
+
+    def not_found(self, scale: float) -> bytes:
+        """The unknown-job picture at (about) `scale`, drawn once per step: small enough to draw
+        on the event loop that one time."""
+        step = not_found_scale(scale)
+        picture = self._not_found.get(step)
+        if picture is None:
+            picture = self._not_found[step] = render.render_not_found(step)
+        return picture
+
+    async def png(self, job: Job, key: RenderKey, chart: render.ChartInput,
+                  answers: AnswerCache) -> bytes:
+        """The chart for `key`: from `answers`, else from the render of that key already in
+        flight, else rendered in a worker thread from `chart`, an immutable copy of the job."""
+        cached = answers.get(key.cache_key)
         if cached is not None:
             return cached
-        flight = (id(job), key)
-        future = self._pending.get(flight)
+        future = self._pending.get(key)
         if future is None:
             if len(self._pending) >= self.max_pending:
                 raise LimitReached(f"the server is drawing {len(self._pending)} charts already; "
                                    "ask for this one again in a few seconds")
-            chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), now,
-                                      stale_after)
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, render.render_chart, chart, key[2], key[3])
-            self._pending[flight] = future
-            future.add_done_callback(functools.partial(self._finished, job, key, flight))
+                self._executor, render.render_chart, chart, key.width, key.scale)
+            self._pending[key] = future
+            future.add_done_callback(
+                functools.partial(self._finished, job, key, answers, chart.now))
         # Shielded: one request going away must not cancel the render the others wait for.
         return await asyncio.shield(future)
 
-    def _finished(self, job: Job, key: RenderKey, flight: tuple[int, RenderKey],
+    def _finished(self, job: Job, key: RenderKey, answers: AnswerCache, now: float,
                   future: asyncio.Future[bytes]) -> None:
-        self._pending.pop(flight, None)
+        self._pending.pop(key, None)
         # A job that changed during the render would only keep a picture no request asks for.
-        if not future.cancelled() and future.exception() is None and job.version == key[1]:
-            _remember(job, key, future.result())
+        if not future.cancelled() and future.exception() is None and job.version == key.version:
+            answers.put(key.cache_key, future.result(), now)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -111,17 +184,26 @@ class RenderHandler(ApiHandler):
         job = self.store.find(jobid)
         if job is None:
             self.set_status(404)
-            self.write_png(render.render_not_found(jobid, scale))
+            self.write_png(self.renderer.not_found(scale))
             return
         # The store's clock, like the workers' update times, so stale colours agree with them.
         now = self.store.clock()
-        key = render_key(job, width, scale, now, self.config.stale_after)
-        self.set_header("Etag", etag(key))
+        key = self.renderer.key(job, width, scale, now, self.config.stale_after)
+        self.set_header("Etag", key.etag)
         if self.check_etag_header():
             self.set_status(304)
             self.finish()
             return
-        self.write_png(await self.renderer.png(job, key, now, self.config.stale_after))
+        picture = self.answers.get(key.cache_key)
+        if picture is None:
+            chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), now,
+                                      self.config.stale_after)
+            refusal = too_many_pixels(width, render.picture_height(chart, width), scale,
+                                      self.config.max_render_pixels)
+            if refusal is not None:  # before any surface is made
+                raise BadParameter(refusal)
+            picture = await self.renderer.png(job, key, chart, self.answers)
+        self.write_png(picture)
 
     def write_png(self, png: bytes) -> None:
         self.set_header("Content-Type", PNG_TYPE)
