@@ -12,6 +12,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.web import Application
 
+from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.app import make_app
 from tornado_progress.config import Settings
 from tornado_progress.handlers import HARD_REQUEST_LIMIT
@@ -76,9 +77,14 @@ def renderer() -> Iterator[ChartRenderer]:
 
 
 @pytest.fixture
+def answers(settings: Settings) -> AnswerCache:
+    return AnswerCache(settings.cache_bytes)
+
+
+@pytest.fixture
 def app(store: Store, waiters: Waiters, snapshotter: Snapshotter, settings: Settings,
-        renderer: ChartRenderer) -> Application:
-    return make_app(store, waiters, snapshotter, settings, renderer)
+        renderer: ChartRenderer, answers: AnswerCache) -> Application:
+    return make_app(store, waiters, snapshotter, settings, renderer, answers)
 
 
 @pytest.fixture

@@ -39,9 +39,12 @@ VALUES = st.one_of(
 
 class ThreadedServer:
     def __init__(self, tmp_path: Path) -> None:
-        settings = Settings(snapshot_dir=tmp_path, limits=Limits(max_jobs=50,
-                                                                 max_workers_per_job=50))
+        # Every request comes from one address: no per-address allowance of new jobs.
+        settings = Settings(snapshot_dir=tmp_path, limits=Limits(
+            max_jobs=50, max_workers_per_job=50, new_jobs_per_minute=0))
         self.store = Store(settings.limits)
+        # The job of the update sequences exists before random requests fill the job table.
+        self.store.create("seq", "")
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tornado.web import Application
 
 from tests.conftest import Fetch, as_json
 from tests.render_support import decode
@@ -31,13 +30,6 @@ def limits() -> Limits:
 def settings(tmp_path: Path, limits: Limits) -> Settings:
     """The defaults of tests/conftest.py with a cache small enough to fill in a test."""
     return Settings(snapshot_dir=tmp_path / "snapshots", limits=limits, cache_bytes=BUDGET)
-
-
-@pytest.fixture
-def answers(app: Application) -> AnswerCache:
-    """The app's AnswerCache: make_app hands its collaborators to the default handler too."""
-    cache: AnswerCache = app.settings["default_handler_args"]["answers"]
-    return cache
 
 
 @pytest.mark.gen_test

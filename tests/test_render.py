@@ -13,7 +13,6 @@ import cairo
 import hypothesis
 import pytest
 from hypothesis import strategies as st
-from tornado.web import Application
 
 from tests.conftest import FakeClock, Fetch, as_json
 from tests.render_support import (
@@ -236,13 +235,6 @@ def test_picture_height_is_the_drawn_height_without_drawing(width: int, count: i
 
 
 # The endpoint --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def answers(app: Application) -> AnswerCache:
-    """The app's AnswerCache: make_app hands its collaborators to the default handler too."""
-    cache: AnswerCache = app.settings["default_handler_args"]["answers"]
-    return cache
 
 
 def job_in(store: Store, clock: FakeClock, count: int = 3, **extra: Any) -> Job:

@@ -65,7 +65,8 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
     store.on_change = waiters.wake
     deps = {"store": store, "waiters": waiters, "snapshotter": snapshotter,
             "renderer": renderer or render_handler.ChartRenderer(),
-            "answers": answers or AnswerCache(settings.cache_bytes), "settings": settings,
+            "answers": answers if answers is not None else AnswerCache(settings.cache_bytes),
+            "settings": settings,
             "started": time.monotonic()}
     routes: list[tuple[str, type[web.RequestHandler]]] = [
         ("create", handlers.CreateHandler),
