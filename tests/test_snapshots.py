@@ -1,13 +1,16 @@
-"""Snapshots: round trip, atomic writes, damaged files set aside, bounded reads, expiry."""
+"""Snapshots: round trip, atomic writes, damaged files set aside, bounded reads, expiry, every
+value read validated (issue 8), id collisions merged, job keys kept (schema 2)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import math
 import os
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -42,8 +45,9 @@ def test_round_trip_keeps_every_field_and_the_change_order(clock: FakeClock,
     for key, job in store.jobs.items():
         other = loaded.jobs[key]
         assert (other.jobid, other.desc, other.created, other.updated, other.version,
-                other.generation) == (job.jobid, job.desc, job.created, job.updated,
-                                      job.version, job.generation)
+                other.generation, other.write_key) == (job.jobid, job.desc, job.created,
+                                                       job.updated, job.version, job.generation,
+                                                       job.write_key)
         assert list(other.workers.items()) == list(job.workers.items())
 
 
@@ -194,11 +198,13 @@ def test_large_jobs_are_written_in_chunks_and_read_back(clock: FakeClock) -> Non
 def test_a_worker_count_that_does_not_match_is_rejected(clock: FakeClock) -> None:
     store = filled_store(clock, jobs=1, workers=1)
     [worker] = store.get("job 0+x").workers.values()
-    header = {"format": snapshots.FORMAT, "schema": 1, "version": 5, "saved_at": 0.0, "jobs": 1}
-    claims_two = ["j", "", 0.0, 0.0, 5, 5, 2, 1]
+    version = worker.version + 1
+    header = {"format": snapshots.FORMAT, "schema": 1, "version": version, "saved_at": 0.0,
+              "jobs": 1}
+    claims_two = ["j", "", 0.0, 0.0, version, 5, 2, 1]
     data = b"".join(msgpack.packb(part) for part in (
         header, claims_two, [list(worker)], {"end": True, "jobs": 1}))
-    with pytest.raises(SnapshotError, match="fewer workers"):
+    with pytest.raises(SnapshotError, match="workers than its record says"):
         read_stream(io.BytesIO(data))
 
 
@@ -238,3 +244,196 @@ def test_files_written_with_another_chunk_size_still_load(clock: FakeClock,
     monkeypatch.setattr(snapshots, "CHUNK", 512)
     jobs, _ = read_stream(io.BytesIO(out.getvalue()))
     assert len(jobs[0].workers) == 5000
+
+
+def test_a_keyed_job_keeps_its_key_across_a_restart(clock: FakeClock, tmp_path: Path) -> None:
+    store = Store(Limits(keep_seconds=1000), clock=clock)
+    store.create("locked", "a protected job", write_key="s3cret-key")
+    store.update("locked", "w", 1, 2, "", True, write_key="s3cret-key")
+    store.update("open", "w", 1, 2, "", True)
+    path = Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    assert next(msgpack.Unpacker(io.BytesIO(path.read_bytes())))["schema"] == 2
+    loaded = Store(Limits(keep_seconds=1000), clock=clock)
+    assert Snapshotter(loaded, tmp_path).load() == path
+    assert loaded.get("locked").write_key == "s3cret-key"
+    assert loaded.get("open").write_key is None
+
+
+# --- every value read is validated ---------------------------------------------------------
+
+NOW = FakeClock().now
+V = 1_000_000  # the newest file's version in the tests below
+
+
+def parts(jobid: str, version: int, schema: int) -> list[Any]:
+    """A valid snapshot of one job with one worker, as the msgpack objects of the file."""
+    header = {"format": snapshots.FORMAT, "schema": schema, "version": version,
+              "saved_at": NOW, "jobs": 1}
+    job: list[Any] = [jobid, "a job", NOW - 10, NOW, version - 1, version - 5, 1, 1]
+    if schema >= 2:
+        job.append(None)  # the write_key
+    worker = ["w", 1, 10, "working", True, NOW, version - 2, 0.5]
+    return [header, job, [worker], {"end": True, "jobs": 1}]
+
+
+def write_parts(folder: Path, version: int, objects: list[Any]) -> Path:
+    path = folder / f"snapshot-{version:020d}.msgpack"
+    path.write_bytes(b"".join(msgpack.packb(part, use_bin_type=True) for part in objects))
+    return path
+
+
+NAN, INF = math.nan, math.inf
+# (target, field, value): the one value that makes the newest file unreadable.
+BAD_VALUES: dict[str, tuple[str, Any, Any]] = {
+    "worker current NaN": ("worker", 1, NAN),
+    "worker current inf": ("worker", 1, INF),
+    "worker current negative": ("worker", 1, -1),
+    "worker current bool": ("worker", 1, True),
+    "worker total NaN": ("worker", 2, NAN),
+    "worker total -inf": ("worker", 2, -INF),
+    "worker total negative": ("worker", 2, -0.5),
+    "worker updated NaN": ("worker", 5, NAN),
+    "worker updated inf": ("worker", 5, INF),
+    "worker rate NaN": ("worker", 7, NAN),
+    "worker rate inf": ("worker", 7, INF),
+    "worker ok not a bool": ("worker", 4, 1),
+    "worker version above its job's": ("worker", 6, V),
+    "worker version negative": ("worker", 6, -1),
+    "worker id empty": ("worker", 0, ""),
+    "worker id too long": ("worker", 0, "w" * 257),
+    "worker desc too long": ("worker", 3, "d" * 1025),
+    "job created NaN": ("job", 2, NAN),
+    "job updated NaN": ("job", 3, NAN),
+    "job updated inf": ("job", 3, INF),
+    "job version above the header's": ("job", 4, V + 1),
+    "job version above 2**53": ("job", 4, 2**53 + 1),
+    "job version negative": ("job", 4, -1),
+    "generation above the version": ("job", 5, V),
+    "generation negative": ("job", 5, -1),
+    "job id too long": ("job", 0, "j" * 257),
+    "job desc too long": ("job", 1, "d" * 1025),
+    "job desc not text": ("job", 1, 5),
+    "header version 2**64-1": ("header", "version", 2**64 - 1),
+    "header version above 2**53": ("header", "version", 2**53 + 1),
+    "header version a float": ("header", "version", float(V)),
+    "header saved_at NaN": ("header", "saved_at", NAN),
+    "header jobs negative": ("header", "jobs", -1),
+}
+
+
+def damaged(schema: int, target: str, field: Any, value: Any) -> tuple[int, list[Any]]:
+    """The newest file's objects with one value changed, and the version its name carries (the
+    header's, when a name can carry it: a huge header version is exactly what must not win)."""
+    objects = parts("newest", V, schema)
+    where = {"header": objects[0], "job": objects[1], "worker": objects[2][0]}[target]
+    where[field] = value
+    name = value if target == "header" and field == "version" and type(value) is int \
+        and 0 <= value < 10**20 else V
+    return name, objects
+
+
+def check_newest_set_aside(clock: FakeClock, folder: Path, newest: Path) -> None:
+    older = write_parts(folder, V - 100, parts("older", V - 100, 1))
+    store = Store(clock=clock)
+    assert Snapshotter(store, folder).load() == older
+    assert list(store.jobs) == ["older"]
+    assert store.worker_count == 1
+    assert store.version < 2**53
+    [aside] = [path for path in folder.iterdir() if ".unreadable-" in path.name]
+    assert aside.name.startswith(newest.name)
+
+
+@pytest.mark.parametrize("schema", [1, 2])
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_a_file_with_a_bad_value_is_set_aside_whole(clock: FakeClock, tmp_path: Path,
+                                                    case: str, schema: int) -> None:
+    name, objects = damaged(schema, *BAD_VALUES[case])
+    check_newest_set_aside(clock, tmp_path, write_parts(tmp_path, name, objects))
+
+
+@pytest.mark.parametrize("case", ["too short", "too long", "not text", "missing", "extra"])
+def test_a_bad_write_key_sets_the_file_aside(clock: FakeClock, tmp_path: Path,
+                                             case: str) -> None:
+    objects = parts("newest", V, 2)
+    job = objects[1]
+    if case == "missing":
+        del job[8]
+    elif case == "extra":
+        job.append("another field")
+    else:
+        job[8] = {"too short": "7 chars", "too long": "k" * 257, "not text": 12345678}[case]
+    check_newest_set_aside(clock, tmp_path, write_parts(tmp_path, V, objects))
+
+
+def test_a_schema_1_record_with_a_write_key_is_set_aside(clock: FakeClock,
+                                                          tmp_path: Path) -> None:
+    objects = parts("newest", V, 1)
+    objects[1].append("a key of schema 2")
+    check_newest_set_aside(clock, tmp_path, write_parts(tmp_path, V, objects))
+
+
+@pytest.mark.parametrize("schema", [1, 2])
+def test_the_valid_files_of_these_tests_load(clock: FakeClock, tmp_path: Path,
+                                             schema: int) -> None:
+    """The cases above change one value of this file, which loads as it is."""
+    path = write_parts(tmp_path, V, parts("newest", V, schema))
+    store = Store(clock=clock)
+    assert Snapshotter(store, tmp_path).load() == path
+    assert store.get("newest").write_key is None
+    assert store.worker_count == 1
+
+
+# --- ids that differ only in a space and a plus are one id -----------------------------------
+
+
+def snapshot_of(jobs: list[tuple[list[Any], list[list[Any]]]], version: int) -> list[Any]:
+    objects: list[Any] = [{"format": snapshots.FORMAT, "schema": 2, "version": version,
+                           "saved_at": NOW, "jobs": len(jobs)}]
+    for record, workers in jobs:
+        objects += [record, workers] if workers else [record]
+    return [*objects, {"end": True, "jobs": len(jobs)}]
+
+
+def job_record(jobid: str, version: int, workers: int) -> list[Any]:
+    return [jobid, "", NOW - 10, NOW, version, version - 10, workers, 1 if workers else 0, None]
+
+
+def worker(workid: str, version: int, current: int = 1) -> list[Any]:
+    return [workid, current, 10, "", True, NOW, version, None]
+
+
+@pytest.mark.parametrize("higher_first", [False, True])
+def test_two_jobs_of_one_key_become_the_newer_one(clock: FakeClock, tmp_path: Path,
+                                                  higher_first: bool) -> None:
+    lower = (job_record("a b", V - 5, 2), [worker("x", V - 7), worker("y", V - 6)])
+    higher = (job_record("a+b", V - 1, 1), [worker("z", V - 2)])
+    jobs = [higher, lower] if higher_first else [lower, higher]
+    write_parts(tmp_path, V, snapshot_of(jobs, V))
+    store = Store(clock=clock)
+    Snapshotter(store, tmp_path).load()
+    assert [job.jobid for job in store.jobs.values()] == ["a+b"]
+    assert store.worker_count == 1
+    assert list(store.get("a b").workers) == ["z"]
+
+
+def test_two_workers_of_one_key_become_the_newer_one(clock: FakeClock, tmp_path: Path) -> None:
+    workers = [worker("w+1", V - 3, current=7), worker("w 1", V - 4, current=4),
+               worker("other", V - 2)]
+    write_parts(tmp_path, V, snapshot_of([(job_record("job", V - 1, 3), workers)], V))
+    store = Store(clock=clock)
+    assert Snapshotter(store, tmp_path).load() is not None
+    assert store.worker_count == 2
+    job = store.get("job")
+    assert [(w.workid, w.current) for w in job.workers.values()] == [("w+1", 7), ("other", 1)]
+
+
+def test_workers_are_kept_in_version_order_for_poll_deltas(clock: FakeClock,
+                                                            tmp_path: Path) -> None:
+    workers = [worker("late", V - 2), worker("early", V - 8), worker("middle", V - 5)]
+    write_parts(tmp_path, V, snapshot_of([(job_record("job", V - 1, 3), workers)], V))
+    store = Store(clock=clock)
+    Snapshotter(store, tmp_path).load()
+    job = store.get("job")
+    assert list(job.workers) == ["early", "middle", "late"]
+    changed = job.changed_since(V - 6)
+    assert changed is not None and [w.workid for w in changed] == ["late", "middle"]
