@@ -14,6 +14,7 @@ from tornado.web import Application
 
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.app import make_app
+from tornado_progress.bodies import BodyBuilder
 from tornado_progress.config import Settings
 from tornado_progress.handlers import HARD_REQUEST_LIMIT
 from tornado_progress.longpoll import Waiters
@@ -82,9 +83,16 @@ def answers(settings: Settings) -> AnswerCache:
 
 
 @pytest.fixture
+def bodies(answers: AnswerCache, settings: Settings) -> Iterator[BodyBuilder]:
+    builder = BodyBuilder(answers, settings.stale_after)
+    yield builder
+    builder.close()
+
+
+@pytest.fixture
 def app(store: Store, waiters: Waiters, snapshotter: Snapshotter, settings: Settings,
-        renderer: ChartRenderer, answers: AnswerCache) -> Application:
-    return make_app(store, waiters, snapshotter, settings, renderer, answers)
+        renderer: ChartRenderer, answers: AnswerCache, bodies: BodyBuilder) -> Application:
+    return make_app(store, waiters, snapshotter, settings, renderer, answers, bodies)
 
 
 @pytest.fixture

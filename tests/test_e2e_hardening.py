@@ -3,9 +3,7 @@ descriptor exhaustion, slowloris, and SIGTERM with viewers parked or a backgroun
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -20,8 +18,6 @@ from typing import Any
 import pytest
 
 from tests.serverproc import free_port, running_server
-from tornado_progress import __main__ as program
-from tornado_progress.config import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -112,33 +108,44 @@ def test_sigterm_answers_parked_polls_and_exits_0(tmp_path: Path) -> None:
         assert list((tmp_path / "snapshots").glob("snapshot-*.msgpack"))
 
 
-def test_a_failed_background_task_still_gets_the_final_snapshot(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+FAILING_SNAPSHOT_LOOP = """
+import sys
+import tornado_progress.__main__ as program
+
+async def failing_loop(*args):
+    raise RuntimeError("the disk went away")
+
+program.snapshot_loop = failing_loop
+program.run(sys.argv[1:])
+"""
+
+
+def test_a_failed_background_task_still_gets_the_final_snapshot(tmp_path: Path) -> None:
     """A failed background task once made SIGTERM re-raise its error and skip the snapshot."""
-    async def failing_loop(*args: Any) -> None:
-        raise RuntimeError("the disk went away")
-
-    monkeypatch.setattr(program, "snapshot_loop", failing_loop)
-    settings = Settings(port=free_port(), snapshot_dir=tmp_path / "snapshots")
-
-    async def scenario() -> None:
-        serving = asyncio.create_task(program.main(settings))
-        url = f"http://127.0.0.1:{settings.port}/progress/health"
-        deadline = time.monotonic() + 10
+    port = free_port()
+    snapshots = tmp_path / "snapshots"
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", FAILING_SNAPSHOT_LOOP, "--port", str(port),
+             "--snapshot-dir", str(snapshots)], stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
         while True:
             try:
-                await asyncio.to_thread(timed_get, url, 2)
+                timed_get(f"http://127.0.0.1:{port}/progress/health", 2)
                 break
             except OSError:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)  # main's own handler takes it
-        await serving
-
-    asyncio.run(scenario())
-    assert list((tmp_path / "snapshots").glob("snapshot-*.msgpack"))
-    assert "the disk went away" in caplog.text
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert list(snapshots.glob("snapshot-*.msgpack"))
+    assert "the disk went away" in log.read_text()
 
 
 def test_write_tokens_come_from_a_file(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from tests.conftest import Fetch, as_json
-from tornado_progress import views
-from tornado_progress.answer_cache import AnswerCache
+from tornado_progress.bodies import BodyBuilder
 from tornado_progress.config import Settings
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Store
@@ -142,18 +141,17 @@ async def test_bad_poll_parameters(fetch: Fetch, query: dict[str, str], sentence
 
 
 @pytest.mark.gen_test
-async def test_many_waiters_share_one_body(fetch: Fetch, waiters: Waiters,
-                                           store: Store) -> None:
+async def test_many_waiters_share_one_body(fetch: Fetch, waiters: Waiters, store: Store,
+                                           bodies: BodyBuilder) -> None:
     version = await three_workers(fetch)
     polls = [await start_poll(fetch, waiters, "j", version) for _ in range(5)]
     await fetch("update", jobid="j", workid="w1", current=2, total=10)
-    bodies = [(await poll).body for poll in polls]
-    assert len(set(bodies)) == 1
+    answers = [(await poll).body for poll in polls]
+    assert len(set(answers)) == 1
     job = store.get("j")
     now = job.updated
-    answers = AnswerCache(1 << 20)
-    first = views.poll_body(answers, job, version, now, 300)
-    assert views.poll_body(answers, job, version, now, 300) is first  # once per version
+    first = await bodies.poll(job, version, now)
+    assert await bodies.poll(job, version, now) is first  # built once per version
 
 
 @pytest.mark.gen_test(timeout=60)

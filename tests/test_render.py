@@ -211,7 +211,7 @@ def test_header_figures() -> None:
     job = Job("job1", "a job", NOW, 1)
     job.workers = {w.workid: w for w in workers}
     counts = render.chart_summary(chart(*workers))
-    assert counts == views.summary(job, NOW, STALE_AFTER)  # the page's figures, not a copy
+    assert counts == views.summary(job.view(), NOW, STALE_AFTER)  # the page's figures, not a copy
     assert (counts["done"], counts["failed"], counts["stale"]) == (1, 1, 1)
     assert render.picture_time(0) == "1970-01-01 00:00:00 UTC"
     assert render.figures(worker("w1", 0.5, 3.25)) == "15%  0.5/3.25"

@@ -12,6 +12,7 @@ from tornado.log import access_log
 
 from . import handlers, pages, palette, render_handler, views
 from .answer_cache import AnswerCache
+from .bodies import BodyBuilder
 from .config import Settings
 from .longpoll import Waiters
 from .model import Store
@@ -61,11 +62,15 @@ class StaticFiles(web.StaticFileHandler):
 
 def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
              settings: Settings, renderer: render_handler.ChartRenderer | None = None,
-             answers: AnswerCache | None = None, **tornado_settings: Any) -> web.Application:
+             answers: AnswerCache | None = None, bodies: BodyBuilder | None = None,
+             **tornado_settings: Any) -> web.Application:
     store.on_change = waiters.wake
+    if answers is None:
+        answers = AnswerCache(settings.cache_bytes)
     deps = {"store": store, "waiters": waiters, "snapshotter": snapshotter,
             "renderer": renderer or render_handler.ChartRenderer(),
-            "answers": answers if answers is not None else AnswerCache(settings.cache_bytes),
+            "answers": answers,
+            "bodies": bodies or BodyBuilder(answers, settings.stale_after),
             "settings": settings,
             "started": time.monotonic()}
     routes: list[tuple[str, type[web.RequestHandler]]] = [

@@ -19,6 +19,7 @@ from tornado import httputil, web
 
 from . import access, params, views
 from .answer_cache import AnswerCache
+from .bodies import BodyBuilder
 from .config import Settings
 from .longpoll import Waiters
 from .model import BadParameter, ModelError, Store
@@ -37,10 +38,11 @@ class ApiHandler(web.RequestHandler):
     """Base of every JSON endpoint: collaborators, argument access and error sentences."""
 
     def initialize(self, store: Store, waiters: Waiters, snapshotter: Snapshotter,
-                   renderer: ChartRenderer, answers: AnswerCache, settings: Settings,
-                   started: float) -> None:
+                   renderer: ChartRenderer, answers: AnswerCache, bodies: BodyBuilder,
+                   settings: Settings, started: float) -> None:
         self.store = store
         self.answers = answers
+        self.bodies = bodies
         self.waiters = waiters
         self.snapshotter = snapshotter
         self.renderer = renderer
@@ -264,11 +266,10 @@ class DeleteHandler(FormHandler):
 
 
 class StatusHandler(ApiHandler):
-    def respond(self) -> None:
+    async def respond(self) -> None:
         job = self.store.get(params.identifier("jobid", self.arg("jobid")))
         self.set_header("Cache-Control", "no-store")
-        self.write_bytes(views.full_body(self.answers, job, self.store.clock(),
-                                         self.config.stale_after))
+        self.write_bytes(await self.bodies.full(job, self.store.clock()))
 
 
 class PollHandler(ApiHandler):
@@ -295,8 +296,9 @@ class PollHandler(ApiHandler):
             if self._gone:
                 return
             job = self.store.get(jobid)  # deleted or expired meanwhile: 404
-        self.write_bytes(views.poll_body(self.answers, job, since, self.store.clock(),
-                                         self.config.stale_after))
+        body = await self.bodies.poll(job, since, self.store.clock())
+        if not self._gone:
+            self.write_bytes(body)
 
     def on_connection_close(self) -> None:
         self._gone = True

@@ -128,20 +128,40 @@ class Job:
         self.generation = version
         self.workers: dict[str, Worker] = {}
 
-    def changed_since(self, since: int) -> list[Worker] | None:
+    def changed_since(self, since: int, most: int | None = None) -> list[Worker] | None:
         """The workers changed after version `since`, newest first; None when only the whole
-        job will do (a client from before this generation, or from a server that ran ahead, or a
-        delta no smaller than the whole)."""
+        job will do: a client from before this generation, or from a server that ran ahead, or
+        a delta of more than `most` workers (by default: no smaller than the whole). The walk
+        stops there, so its cost is bounded by `most`."""
         if since < self.generation or since > self.version:
             return None
-        changed = []
+        most = len(self.workers) - 1 if most is None else min(most, len(self.workers) - 1)
+        changed: list[Worker] = []
         for worker in reversed(self.workers.values()):
             if worker.version <= since:
                 break
+            if len(changed) >= most:
+                return None
             changed.append(worker)
-        if self.workers and len(changed) == len(self.workers):
-            return None
         return changed
+
+    def view(self) -> JobView:
+        """An immutable copy, cheap to take (workers are shared tuples), that another thread
+        may read while the job changes."""
+        return JobView(self.jobid, self.desc, self.version, self.generation, self.created,
+                       self.updated, tuple(self.workers.values()))
+
+
+class JobView(NamedTuple):
+    """A job's fields and workers (in last-change order) at one version."""
+
+    jobid: str
+    desc: str
+    version: int
+    generation: int
+    created: float
+    updated: float
+    workers: tuple[Worker, ...]
 
 
 @dataclass(frozen=True)

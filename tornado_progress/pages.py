@@ -57,7 +57,7 @@ def duration(seconds: float | None) -> str:
 
 
 class ShowHandler(ApiHandler):
-    def respond(self) -> None:
+    async def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         job = self.store.find(jobid)
         self.set_header("Cache-Control", "no-store")
@@ -66,18 +66,18 @@ class ShowHandler(ApiHandler):
             self.set_status(404)
             self.render("not_found.html", jobid=jobid)
             return
-        self.render_job(job)
+        await self.render_job(job)
 
-    def render_job(self, job: Job) -> None:
+    async def render_job(self, job: Job) -> None:
         now = self.store.clock()
         stale_after = self.config.stale_after
-        summary = views.summary(job, now, stale_after)
+        summary = await self.bodies.summary(job, now)
+        body = await self.bodies.full(job, now)
         self.render("show.html", job=job, summary=summary,
                     percent=views.percent(summary["fraction"]),
                     stale_after=stale_after, elapsed=duration(now - job.created),
                     eta=duration(summary["eta_s"]),
-                    initial_json=script_json(views.full_body(self.answers, job, now,
-                                                                 stale_after)),
+                    initial_json=script_json(body),
                     render_query="?jobid=" + quote(job.jobid, safe=""))
 
     def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:

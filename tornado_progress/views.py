@@ -1,8 +1,9 @@
 """The job JSON of the contract (`status`, `poll`), with the figures a viewer needs: per
 worker its rate, ETA and stale flag, and a summary of the job.
 
-Bodies are built once per (job version, cursor) and kept in the web layer's `AnswerCache`, so
-a hundred viewers woken by one update share one encoding. Nothing here knows about Tornado.
+Pure functions of a `JobView` (an immutable copy of a job), so that the web layer can build a
+big job's body in a thread while the job changes (`bodies.py`, which also keeps the bodies).
+Nothing here knows about Tornado.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .answer_cache import AnswerCache
-from .model import Job, Worker
+from .model import Job, JobView, Worker
 
-# A cached body is reused for at most this long, because stale flags and `server_time` move
-# with the clock even while the job stands still.
-BODY_MAX_AGE_S = 1.0
+# Workers encoded per json.dumps call: the C encoder keeps the GIL for a whole call, so a big
+# body is encoded in pieces and a thread building it hands the event loop the GIL between them.
+ENCODE_CHUNK = 500
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -75,8 +75,8 @@ def state(worker: Worker, now: float, stale_after: float) -> str:
     return "stale" if now - worker.updated > stale_after else "ok"
 
 
-def summary(job: Job, now: float, stale_after: float) -> dict[str, Any]:
-    return summary_of(job.workers.values(), now, stale_after)
+def summary(job: JobView, now: float, stale_after: float) -> dict[str, Any]:
+    return summary_of(job.workers, now, stale_after)
 
 
 def summary_of(workers: Iterable[Worker], now: float, stale_after: float) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def summary_of(workers: Iterable[Worker], now: float, stale_after: float) -> dic
     }
 
 
-def job_json(job: Job, workers: list[Worker], full: bool, now: float,
+def job_json(job: JobView, workers: list[Worker], full: bool, now: float,
              stale_after: float) -> dict[str, Any]:
     return {
         "jobid": job.jobid,
@@ -123,8 +123,8 @@ def job_json(job: Job, workers: list[Worker], full: bool, now: float,
     }
 
 
-def sorted_workers(job: Job) -> list[Worker]:
-    return sorted(job.workers.values(), key=lambda worker: natural_key(worker.workid))
+def sorted_workers(job: JobView) -> list[Worker]:
+    return sorted(job.workers, key=lambda worker: natural_key(worker.workid))
 
 
 def encode(document: Any) -> bytes:
@@ -134,33 +134,27 @@ def encode(document: Any) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def full_body(answers: AnswerCache, job: Job, now: float, stale_after: float) -> bytes:
+def encode_job(job: JobView, workers: list[Worker], full: bool, now: float,
+               stale_after: float) -> bytes:
+    """`encode(job_json(...))`, with the workers encoded `ENCODE_CHUNK` at a time."""
+    head = encode(job_json(job, [], full, now, stale_after))
+    pieces = [encode([worker_json(worker, now, stale_after)
+                      for worker in workers[start:start + ENCODE_CHUNK]])[1:-1]
+              for start in range(0, len(workers), ENCODE_CHUNK)]
+    # "workers" is the last field: its empty list and the closing brace end the head.
+    return head[:-3] + b"[" + b",".join(pieces) + b"]}"
+
+
+def full_body(job: JobView, now: float, stale_after: float) -> bytes:
     """The whole job, workers in natural order: `status`, and `poll` when a delta won't do."""
-    key = (job.key, job.version, "full")
-    body = answers.get(key, now, BODY_MAX_AGE_S)
-    if body is None:
-        body = encode(job_json(job, sorted_workers(job), True, now, stale_after))
-        answers.put(key, body, now)
-    return body
+    return encode_job(job, sorted_workers(job), True, now, stale_after)
 
 
-def poll_body(answers: AnswerCache, job: Job, since: int, now: float,
-              stale_after: float) -> bytes:
-    """The answer to a poll from version `since`: a delta when one is possible and smaller."""
-    if job.version == since:
-        # Timed out with no change: the current version, no workers.
-        return encode(timeout_json(job, now))
-    changed = job.changed_since(since)
-    if changed is None:
-        return full_body(answers, job, now, stale_after)
-    key = (job.key, job.version, ("delta", since))
-    body = answers.get(key, now, BODY_MAX_AGE_S)
-    if body is None:
-        body = encode(job_json(job, changed, False, now, stale_after))
-        answers.put(key, body, now)
-    return body
+def delta_body(job: JobView, changed: list[Worker], now: float, stale_after: float) -> bytes:
+    """The workers changed since a poll's cursor, newest first."""
+    return encode_job(job, changed, False, now, stale_after)
 
 
-def timeout_json(job: Job, now: float) -> dict[str, Any]:
+def timeout_json(job: Job | JobView, now: float) -> dict[str, Any]:
     return {"jobid": job.jobid, "version": job.version, "generation": job.generation,
             "server_time": now, "full": False, "workers": []}
