@@ -11,7 +11,7 @@ PORT ?= 8000
 DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core
 TEST_DEB_PACKAGES := chromium
 
-.PHONY: setup system-packages test-system-packages run test lint bench bench-setup clean
+.PHONY: setup system-packages test-system-packages run test lint bench bench-setup stress clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -50,6 +50,15 @@ bench-setup: setup
 
 bench: bench-setup
 	$(PY) -m bench
+
+# Crashes, a churn soak, connection attacks, damaged snapshot folders and memory attacks against
+# the real server: an hour or more at full size, not part of `make test`. A few minutes with
+# `make stress STRESS_ARGS=--quick`. The table goes to stdout, the figures to
+# bench/results-stress.json.
+STRESS_ARGS ?=
+
+stress: setup
+	$(PY) -m bench.stress $(STRESS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
