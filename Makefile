@@ -52,7 +52,7 @@ bench: bench-setup
 	$(PY) -m bench
 
 # Crashes, a churn soak, connection attacks, damaged snapshot folders and memory attacks against
-# the real server: an hour or more at full size, not part of `make test`. A few minutes with
+# the real server: about half an hour at full size, not part of `make test`. A few minutes with
 # `make stress STRESS_ARGS=--quick`. The table goes to stdout, the figures to
 # bench/results-stress.json.
 STRESS_ARGS ?=
