@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tornado_progress.model import Worker
-from tornado_progress.snapshots import JobCopy, write_stream
+from tornado_progress.snapshot_format import JobCopy, write_stream
 
 DESC = "calibrating"  # a short worker string, as most workers send
 

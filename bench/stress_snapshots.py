@@ -46,7 +46,13 @@ import msgpack
 
 from tests.serverproc import free_port
 from tornado_progress.model import Worker
-from tornado_progress.snapshots import FORMAT, JobCopy, SnapshotError, read_stream, write_stream
+from tornado_progress.snapshot_format import (
+    FORMAT,
+    JobCopy,
+    SnapshotError,
+    read_stream,
+    write_stream,
+)
 
 KEEP_SECONDS = 7 * 86400.0  # the server's default --keep-days
 STOP_TIMEOUT_S = 10.0

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeClock, Fetch, as_json
-from tornado_progress import snapshots
+from tornado_progress import snapshot_format, snapshots
 from tornado_progress.model import Limits, Store
 from tornado_progress.snapshots import Snapshotter
 
@@ -31,7 +31,7 @@ def filled(clock: FakeClock, name: str, workers: int = 2) -> Store:
 
 
 def write(store: Store, folder: Path) -> Path:
-    return Snapshotter(store, folder)._write(snapshots.copy_state(store), store.version)
+    return Snapshotter(store, folder)._write(snapshot_format.copy_state(store), store.version)
 
 
 def name_for(version: int) -> str:

@@ -16,9 +16,10 @@ import msgpack
 import pytest
 
 from tests.conftest import FakeClock
-from tornado_progress import snapshots
+from tornado_progress import snapshot_format
 from tornado_progress.model import Limits, Store
-from tornado_progress.snapshots import SnapshotError, Snapshotter, read_stream
+from tornado_progress.snapshot_format import SnapshotError, read_stream
+from tornado_progress.snapshots import Snapshotter
 
 
 def filled_store(clock: FakeClock, jobs: int = 3, workers: int = 5) -> Store:
@@ -36,7 +37,7 @@ def test_round_trip_keeps_every_field_and_the_change_order(clock: FakeClock,
     store = filled_store(clock)
     store.update("job 0+x", "w1", 9, 10, "again", True)
     saved = Snapshotter(store, tmp_path)
-    path = saved._write(snapshots.copy_state(store), store.version)
+    path = saved._write(snapshot_format.copy_state(store), store.version)
     loaded = Store(Limits(keep_seconds=1000), clock=clock)
     Snapshotter(loaded, tmp_path).load()
     assert path.exists()
@@ -83,7 +84,7 @@ def test_a_failed_write_leaves_the_previous_snapshot_whole(clock: FakeClock, tmp
                                                           ) -> None:
     store = filled_store(clock)
     snapshotter = Snapshotter(store, tmp_path)
-    first = snapshotter._write(snapshots.copy_state(store), store.version)
+    first = snapshotter._write(snapshot_format.copy_state(store), store.version)
     before = first.read_bytes()
     store.update("job 0+x", "w0", 1, 10, "", True)
 
@@ -92,7 +93,7 @@ def test_a_failed_write_leaves_the_previous_snapshot_whole(clock: FakeClock, tmp
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError):
-        snapshotter._write(snapshots.copy_state(store), store.version)
+        snapshotter._write(snapshot_format.copy_state(store), store.version)
     assert [path.name for path in tmp_path.iterdir()] == [first.name]
     assert first.read_bytes() == before
 
@@ -100,7 +101,7 @@ def test_a_failed_write_leaves_the_previous_snapshot_whole(clock: FakeClock, tmp
 def test_leftover_temporary_file_from_a_crash_is_ignored(clock: FakeClock,
                                                          tmp_path: Path) -> None:
     store = filled_store(clock)
-    good = Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    good = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
     partial = tmp_path / f".snapshot-{store.version + 5:020d}.msgpack.tmp"
     partial.write_bytes(good.read_bytes()[:50])
     loaded = Store(Limits(keep_seconds=1000), clock=clock)
@@ -113,15 +114,15 @@ def test_leftover_temporary_file_from_a_crash_is_ignored(clock: FakeClock,
 def test_unreadable_newest_is_set_aside_and_the_older_loaded(clock: FakeClock, tmp_path: Path,
                                                             damage: str) -> None:
     store = filled_store(clock)
-    older = Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    older = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
     store.update("job 0+x", "w9", 1, 10, "", True)
-    newest = Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    newest = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
     data = newest.read_bytes()
     damaged = {
         "truncate": data[: len(data) // 2],
         "garbage": os.urandom(4000),
         "empty": b"",
-        "wrong-type": msgpack.packb({"format": snapshots.FORMAT, "schema": 1, "version": "x",
+        "wrong-type": msgpack.packb({"format": snapshot_format.FORMAT, "schema": 1, "version": "x",
                                      "jobs": 1}),
         # a str header claiming 4 GiB: the reader must refuse it, not allocate it
         "huge-string": b"\xdb" + struct.pack(">I", 0xFFFFFFF0) + b"abc",
@@ -167,7 +168,7 @@ def test_expired_jobs_leave_memory_and_the_next_snapshot(clock: FakeClock,
     store.update("young", "w", 1, 2, "", True)
     clock.advance(50)
     store.sweep()
-    path = Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    path = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
     with path.open("rb") as source:
         jobs, _ = read_stream(source)
     assert [job.jobid for job in jobs] == ["young"]
@@ -179,7 +180,7 @@ def test_jobs_that_expired_while_the_server_was_down_are_not_loaded(clock: FakeC
     store.create("old", "")
     clock.advance(60)
     store.create("young", "")
-    Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
     clock.advance(50)
     loaded = Store(Limits(keep_seconds=100), clock=clock)
     Snapshotter(loaded, tmp_path).load()
@@ -187,19 +188,19 @@ def test_jobs_that_expired_while_the_server_was_down_are_not_loaded(clock: FakeC
 
 
 def test_large_jobs_are_written_in_chunks_and_read_back(clock: FakeClock) -> None:
-    store = filled_store(clock, jobs=1, workers=snapshots.CHUNK * 2 + 3)
+    store = filled_store(clock, jobs=1, workers=snapshot_format.CHUNK * 2 + 3)
     out = io.BytesIO()
-    snapshots.write_stream(out, snapshots.copy_state(store), store.version, 0.0)
+    snapshot_format.write_stream(out, snapshot_format.copy_state(store), store.version, 0.0)
     jobs, version = read_stream(io.BytesIO(out.getvalue()))
     assert version == store.version
-    assert len(jobs[0].workers) == snapshots.CHUNK * 2 + 3
+    assert len(jobs[0].workers) == snapshot_format.CHUNK * 2 + 3
 
 
 def test_a_worker_count_that_does_not_match_is_rejected(clock: FakeClock) -> None:
     store = filled_store(clock, jobs=1, workers=1)
     [worker] = store.get("job 0+x").workers.values()
     version = worker.version + 1
-    header = {"format": snapshots.FORMAT, "schema": 1, "version": version, "saved_at": 0.0,
+    header = {"format": snapshot_format.FORMAT, "schema": 1, "version": version, "saved_at": 0.0,
               "jobs": 1}
     claims_two = ["j", "", 0.0, 0.0, version, 5, 2, 1]
     data = b"".join(msgpack.packb(part) for part in (
@@ -238,10 +239,10 @@ def test_files_written_with_another_chunk_size_still_load(clock: FakeClock,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     store = filled_store(clock, jobs=1, workers=5000)
-    monkeypatch.setattr(snapshots, "CHUNK", 5000)
+    monkeypatch.setattr(snapshot_format, "CHUNK", 5000)
     out = io.BytesIO()
-    snapshots.write_stream(out, snapshots.copy_state(store), store.version, 0.0)
-    monkeypatch.setattr(snapshots, "CHUNK", 512)
+    snapshot_format.write_stream(out, snapshot_format.copy_state(store), store.version, 0.0)
+    monkeypatch.setattr(snapshot_format, "CHUNK", 512)
     jobs, _ = read_stream(io.BytesIO(out.getvalue()))
     assert len(jobs[0].workers) == 5000
 
@@ -251,7 +252,7 @@ def test_a_keyed_job_keeps_its_key_across_a_restart(clock: FakeClock, tmp_path: 
     store.create("locked", "a protected job", write_key="s3cret-key")
     store.update("locked", "w", 1, 2, "", True, write_key="s3cret-key")
     store.update("open", "w", 1, 2, "", True)
-    path = Snapshotter(store, tmp_path)._write(snapshots.copy_state(store), store.version)
+    path = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
     assert next(msgpack.Unpacker(io.BytesIO(path.read_bytes())))["schema"] == 2
     loaded = Store(Limits(keep_seconds=1000), clock=clock)
     assert Snapshotter(loaded, tmp_path).load() == path
@@ -267,7 +268,7 @@ V = 1_000_000  # the newest file's version in the tests below
 
 def parts(jobid: str, version: int, schema: int) -> list[Any]:
     """A valid snapshot of one job with one worker, as the msgpack objects of the file."""
-    header = {"format": snapshots.FORMAT, "schema": schema, "version": version,
+    header = {"format": snapshot_format.FORMAT, "schema": schema, "version": version,
               "saved_at": NOW, "jobs": 1}
     job: list[Any] = [jobid, "a job", NOW - 10, NOW, version - 1, version - 5, 1, 1]
     if schema >= 2:
@@ -387,7 +388,7 @@ def test_the_valid_files_of_these_tests_load(clock: FakeClock, tmp_path: Path,
 
 
 def snapshot_of(jobs: list[tuple[list[Any], list[list[Any]]]], version: int) -> list[Any]:
-    objects: list[Any] = [{"format": snapshots.FORMAT, "schema": 2, "version": version,
+    objects: list[Any] = [{"format": snapshot_format.FORMAT, "schema": 2, "version": version,
                            "saved_at": NOW, "jobs": len(jobs)}]
     for record, workers in jobs:
         objects += [record, workers] if workers else [record]
