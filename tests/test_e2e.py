@@ -141,3 +141,14 @@ def test_a_request_line_over_the_limit_gets_a_413_sentence(tmp_path: Path) -> No
         assert server.get("health")["jobs"] == 0
         # a short one still works on the same server
         assert update(server, jobid="j", workid="w", current=1, total=2)["truncated"] is False
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--frame-ancestors", "'self'; script-src *"), ("--frame-ancestors", "a\r\nX-Evil: 1"),
+    ("--trusted-proxies", "localhost"), ("--new-jobs-per-minute", "-1"),
+    ("--max-connections", "0"), ("--header-timeout", "nan")])
+def test_hardening_options_refuse_bad_values(option: str, value: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "tornado_progress", option, value],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert option in result.stderr

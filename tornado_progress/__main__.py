@@ -86,13 +86,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--new-jobs-per-minute", type=_non_negative_int,
                         default=Limits.new_jobs_per_minute,
                         help="new jobs one client address may make per minute (0: no limit)")
-    parser.add_argument("--trusted-proxies", type=_networks, default=LOOPBACK,
+    parser.add_argument("--trusted-proxies", type=_networks, default=",".join(LOOPBACK),
                         metavar="ADDRESSES",
                         help="comma-separated addresses or networks whose X-Forwarded-* and "
                              "X-Real-Ip headers are believed ('' for none)")
-    parser.add_argument("--frame-ancestors", default=Settings.frame_ancestors,
+    parser.add_argument("--frame-ancestors", type=_csp_sources,
+                        default=Settings.frame_ancestors,
                         help="CSP frame-ancestors of the show page: who may embed it in a "
-                             "frame ('*' for anyone, 'none' for nobody)")
+                             "frame (sources such as https://wiki.example, '*' for anyone, "
+                             "\"'none'\" for nobody)")
     parser.add_argument("--demo", action="store_true",
                         help="also run simulated workers feeding the job demo1")
     parser.add_argument("--log-level", default="info",
@@ -124,6 +126,14 @@ def _non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return int(text)
+
+
+def _csp_sources(text: str) -> str:
+    """A CSP source list: one directive's value, never a second directive or header line."""
+    if not text.strip() or any(character in text for character in ";,\r\n"):
+        raise argparse.ArgumentTypeError(
+            f"expected CSP sources separated by spaces, got {text!r}")
+    return text.strip()
 
 
 def _networks(text: str) -> tuple[str, ...]:
