@@ -1,5 +1,5 @@
 """Every JSON endpoint through HTTP: the parameter rules, error sentences, 404 forms, POST
-forms, id equivalence, limits and proxy headers of ../shared/API.md."""
+forms, id equivalence, limits and proxy headers of the contract (docs/API.md)."""
 
 from __future__ import annotations
 
