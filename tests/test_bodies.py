@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from tornado_progress import bodies as bodies_module
 from tornado_progress import views
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.bodies import BodyBuilder
-from tornado_progress.model import Job, Store
+from tornado_progress.model import Job, JobView, LimitReached, Store
 
 
 def big_job(clock: FakeClock, workers: int) -> Job:
@@ -106,3 +107,50 @@ async def test_bodies_stay_within_the_byte_budget(clock: FakeClock) -> None:
     assert built > 2 * builder.answers.budget_bytes
     assert 0 < builder.answers.bytes_used <= builder.answers.budget_bytes
     assert builder.answers.evictions > 0
+
+
+@pytest.mark.gen_test
+async def test_a_job_changing_between_requests_shares_the_build_under_way(
+        clock: FakeClock, builder: BodyBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 status requests of a big job updated between each once queued 49 builds, each with
+    its own copy of the job; the last answer took 47 s."""
+    store = Store(clock=clock)
+    for index in range(500):
+        store.update("big", f"w{index}", 1, 6, "", True)
+    release = threading.Event()
+    builds: list[int] = []
+    full_body = views.full_body
+
+    def slow(job: JobView, *args: Any) -> bytes:
+        builds.append(job.version)
+        release.wait(10)
+        return full_body(job, *args)
+
+    monkeypatch.setattr(views, "full_body", slow)
+    requests = []
+    for index in range(60):
+        store.update("big", "w0", index, 60, "", True)
+        requests.append(asyncio.ensure_future(builder.full(store.get("big"), clock())))
+        await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*requests)
+    assert len(builds) == 1 and len(set(answers)) == 1
+    assert json.loads(answers[0])["version"] == builds[0]
+
+
+@pytest.mark.gen_test
+async def test_builds_in_flight_are_bounded(clock: FakeClock, builder: BodyBuilder,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(clock=clock)
+    for job in range(bodies_module.MAX_PENDING + 1):
+        for index in range(200):
+            store.update(f"job{job}", f"w{index}", 1, 6, "", True)
+    release = threading.Event()
+    monkeypatch.setattr(views, "full_body", lambda *args: release.wait(10) and b"{}")
+    waiting = [asyncio.ensure_future(builder.full(store.get(f"job{job}"), clock()))
+               for job in range(bodies_module.MAX_PENDING)]
+    await asyncio.sleep(0)
+    with pytest.raises(LimitReached, match="ask again"):
+        await builder.full(store.get(f"job{bodies_module.MAX_PENDING}"), clock())
+    release.set()
+    assert await asyncio.gather(*waiting) == [b"{}"] * bodies_module.MAX_PENDING

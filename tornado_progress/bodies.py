@@ -17,13 +17,15 @@ from typing import Any
 
 from . import views
 from .answer_cache import AnswerCache, CacheKey
-from .model import Job, JobView
+from .model import Job, JobView, LimitReached
 
 # A kept body is reused for at most this long, because stale flags and `server_time` move
 # with the clock even while the job stands still.
 BODY_MAX_AGE_S = 1.0
 # Jobs with more workers than this have their bodies built in the thread.
 INLINE_MAX_WORKERS = 1000
+# Builds queued or running at once, all jobs together; past it a request is told to come back.
+MAX_PENDING = 32
 # A poll whose delta would hold more than this share of the job's workers (and more than
 # DELTA_ANY_SIZE) gets the whole job instead: one body per version for every such cursor, not
 # one per cursor.
@@ -42,7 +44,7 @@ class BodyBuilder:
         self.stale_after = stale_after
         self.inline_max_workers = inline_max_workers
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bodies")
-        self._pending: dict[CacheKey, asyncio.Future[bytes]] = {}
+        self._pending: dict[tuple[str, Any], asyncio.Future[Any]] = {}
 
     async def full(self, job: Job, now: float) -> bytes:
         """The whole job, workers in natural order."""
@@ -63,8 +65,9 @@ class BodyBuilder:
         """The job's summary, computed where its body would be."""
         if len(job.workers) <= self.inline_max_workers:
             return views.summary(job.view(), now, self.stale_after)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, views.summary, job.view(), now, self.stale_after)
+        summary: dict[str, Any] = await self._off_loop(
+            (job.key, "summary"), views.summary, (job.view(), now, self.stale_after))
+        return summary
 
     def _full(self, job: JobView, now: float) -> bytes:
         return views.full_body(job, now, self.stale_after)
@@ -76,23 +79,39 @@ class BodyBuilder:
         body = self.answers.get(key, now, BODY_MAX_AGE_S)
         if body is not None:
             return body
+        view = job.view()
         if len(job.workers) <= self.inline_max_workers:
-            body = build(job.view(), now)
+            body = build(view, now)
             self.answers.put(key, body, now)
             return body
-        pending = self._pending.get(key)
+        # Keyed without the version: while a job changes faster than its body is built,
+        # requests share the build under way (at most one version old) instead of queueing one
+        # build, and one copy of the job, each. The body is kept under the version it shows.
+        kept_as = (job.key, view.version, key[2])
+        built: bytes = await self._off_loop(
+            (job.key, key[2]), build, (view, now),
+            lambda made: self.answers.put(kept_as, made, now))
+        return built
+
+    async def _off_loop(self, flight: tuple[str, Any], work: Callable[..., Any],
+                        args: tuple[Any, ...],
+                        keep: Callable[[Any], None] | None = None) -> Any:
+        pending = self._pending.get(flight)
         if pending is None:
-            pending = asyncio.get_running_loop().run_in_executor(
-                self._executor, build, job.view(), now)
-            self._pending[key] = pending
-            pending.add_done_callback(functools.partial(self._built, key, now))
+            if len(self._pending) >= MAX_PENDING:
+                raise LimitReached(f"the server is building {len(self._pending)} answers for big "
+                                   "jobs already; ask again in a few seconds")
+            pending = asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+            self._pending[flight] = pending
+            pending.add_done_callback(functools.partial(self._done, flight, keep))
         # Shielded: one request going away must not cancel the build that others wait for.
         return await asyncio.shield(pending)
 
-    def _built(self, key: CacheKey, now: float, future: asyncio.Future[bytes]) -> None:
-        self._pending.pop(key, None)
-        if not future.cancelled() and future.exception() is None:
-            self.answers.put(key, future.result(), now)
+    def _done(self, flight: tuple[str, Any], keep: Callable[[Any], None] | None,
+              future: asyncio.Future[Any]) -> None:
+        self._pending.pop(flight, None)
+        if keep is not None and not future.cancelled() and future.exception() is None:
+            keep(future.result())
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
