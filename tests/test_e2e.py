@@ -39,7 +39,8 @@ def test_help_lists_every_option() -> None:
                    "--demo", "--stale-after", "--poll-interval", "--max-jobs",
                    "--max-workers-per-job", "--max-workers",
                    "--max-request-bytes", "--header-timeout", "--idle-timeout",
-                   "--body-timeout", "--max-connections", "--cache-mb", "--max-render-pixels",
+                   "--body-timeout", "--max-connections", "--max-connections-per-address",
+                   "--send-timeout", "--cache-mb", "--max-render-pixels",
                    "--require-key", "--write-tokens", "--new-jobs-per-minute",
                    "--trusted-proxies", "--frame-ancestors"):
         assert option in result.stdout

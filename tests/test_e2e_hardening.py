@@ -3,6 +3,7 @@ descriptor exhaustion, slowloris, and SIGTERM with viewers parked or a backgroun
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -11,13 +12,14 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.serverproc import free_port, running_server
+from tests.serverproc import ServerProcess, free_port, running_server
 
 pytestmark = pytest.mark.e2e
 
@@ -175,3 +177,47 @@ def test_an_empty_tokens_file_stops_the_start_with_a_message(tmp_path: Path) -> 
                              str(tokens)], capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "holds no token" in result.stderr
+
+
+def test_sigterm_lets_polls_waiting_for_a_big_body_finish(tmp_path: Path) -> None:
+    """Polls whose answer was still being built at SIGTERM once got dropped connections."""
+    with running_server(tmp_path / "snapshots") as server:
+        fill(server, "big", 4000, desc="x" * 1000)
+        version = server.get("status?jobid=big")["version"]
+        answers: list[Any] = []
+
+        def poll() -> None:
+            answers.append(timed_get(
+                f"{server.base_url}/progress/poll?jobid=big&since={version}&timeout=30",
+                timeout=30)[1])
+
+        threads = [threading.Thread(target=poll) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while server.get("health")["waiters"] < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        update(server, jobid="big", workid="w0", current=2, total=2)  # a change, then at once
+        assert server.signal(signal.SIGTERM) == 0
+        for thread in threads:
+            thread.join(timeout=10)
+        assert len(answers) == 5
+        assert "ERROR" not in server.log()
+
+
+def update(server: ServerProcess, **fields: Any) -> Any:
+    return server.get("update?" + urllib.parse.urlencode(fields))
+
+
+def fill(server: ServerProcess, jobid: str, workers: int, desc: str) -> None:
+    """`workers` updates over one kept-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        for index in range(workers):
+            query = urllib.parse.urlencode({"jobid": jobid, "workid": f"w{index}",
+                                            "current": 1, "total": 2, "desc": desc})
+            connection.request("GET", f"/progress/update?{query}")
+            assert connection.getresponse().read()
+    finally:
+        connection.close()

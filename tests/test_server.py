@@ -17,6 +17,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from tests.conftest import Fetch, as_json
 from tornado_progress.config import Settings
+from tornado_progress.model import Store
 from tornado_progress.server import ProgressServer
 
 RECV_TIMEOUT_S = 5.0
@@ -130,7 +131,7 @@ async def test_when_every_connection_is_busy_a_newcomer_gets_503(
     version = as_json(await fetch("status", jobid="j"))["version"]
     polls = [asyncio.ensure_future(fetch("poll", jobid="j", since=version, timeout=20))
              for _ in range(3)]
-    await _until(lambda: http_server.connection_count == 3 and not http_server._waiting)
+    await _until(lambda: http_server.connection_count == 3 and http_server.table.busy == 3)
     answer = await in_thread(exchange, _listening_port(http_server),
                              b"GET /progress/health HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -191,3 +192,52 @@ async def _until(condition: Any, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("settings", [{"send_timeout": 0.5}], indirect=True)
+async def test_answers_that_clients_do_not_read_are_dropped(
+        http_server: ProgressServer, store: Store, settings: Settings) -> None:
+    """Clients that asked for a big answer and never read it once held it for ever."""
+    for index in range(40_000):
+        store.update("big", f"worker-{index}", index, 40_000, "x" * 40, True)
+    sockets = []
+    for _ in range(3):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", _listening_port(http_server)))
+        sock.sendall(b"GET /progress/status?jobid=big HTTP/1.1\r\nHost: x\r\n\r\n")
+        sockets.append(sock)
+    try:
+        await _until(lambda: http_server.table.closed_slow == 3, timeout=15)
+        assert http_server.connection_count == 0
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("settings", [{"max_connections_per_address": 5,
+                                       "trusted_proxies": ()}], indirect=True)
+async def test_one_address_holds_at_most_its_share_of_connections(
+        fetch: Fetch, http_server: ProgressServer, settings: Settings) -> None:
+    half_open = [socket.create_connection(("127.0.0.1", _listening_port(http_server)))
+                 for _ in range(12)]
+    try:
+        await _until(lambda: http_server.connection_count >= 5)
+        assert (await fetch("health")).code == 200  # its own oldest waiting one made room
+        assert http_server.connection_count <= 5
+        await fetch("create", jobid="j")
+        version = as_json(await fetch("status", jobid="j"))["version"]
+        polls = [asyncio.ensure_future(fetch("poll", jobid="j", since=version, timeout=20))
+                 for _ in range(5)]
+        await _until(lambda: http_server.table.busy == 5)
+        answer = await in_thread(exchange, _listening_port(http_server),
+                                 b"GET /progress/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"--max-connections-per-address" in answer
+        AsyncHTTPClient().close()
+        for poll in polls:
+            poll.cancel()
+    finally:
+        for sock in half_open:
+            sock.close()

@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 from . import __version__, access
+from .answer_cache import AnswerCache
 from .app import make_app
+from .bodies import BodyBuilder
 from .config import LOOPBACK, Settings
 from .demo import run_demo
 from .handlers import HARD_REQUEST_LIMIT
@@ -71,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=Settings.max_connections,
                         help="open connections at once (also kept below the open-file limit); "
                              "past it the connection waiting longest for its request is closed")
+    parser.add_argument("--max-connections-per-address", type=_positive_int,
+                        default=Settings.max_connections_per_address,
+                        help="open connections from one client address (an IPv6 /64); trusted "
+                             "proxies are not limited by it")
+    parser.add_argument("--send-timeout", type=_positive_float, default=Settings.send_timeout,
+                        help="seconds an answer may go without the client reading any of it "
+                             "before the connection is closed")
     parser.add_argument("--cache-mb", type=_positive_float,
                         default=Settings.cache_bytes / 2**20,
                         help="MiB of finished answers (JSON bodies and PNGs) kept for reuse")
@@ -161,6 +170,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_request_bytes=args.max_request_bytes, demo=args.demo,
         header_timeout=args.header_timeout, idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout, max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        send_timeout=args.send_timeout,
         cache_bytes=int(args.cache_mb * 2**20), max_render_pixels=args.max_render_pixels,
         write_tokens=access.read_tokens(args.write_tokens) if args.write_tokens else frozenset(),
         trusted_proxies=args.trusted_proxies, frame_ancestors=args.frame_ancestors)
@@ -186,7 +197,9 @@ async def main(settings: Settings) -> None:
     snapshotter = Snapshotter(store, settings.snapshot_dir)
     snapshotter.load()
     renderer = ChartRenderer()
-    app = make_app(store, waiters, snapshotter, settings, renderer)
+    answers = AnswerCache(settings.cache_bytes)
+    bodies = BodyBuilder(answers, settings.stale_after)
+    app = make_app(store, waiters, snapshotter, settings, renderer, answers, bodies)
     server = serve(app, settings, max(HARD_REQUEST_LIMIT, settings.max_request_bytes))
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -208,6 +221,7 @@ async def main(settings: Settings) -> None:
         # Whatever failed above, the state is written.
         await snapshotter.save(force=True)
         renderer.close()
+        bodies.close()
     log.info("stopped")
 
 
@@ -217,8 +231,9 @@ async def stop_serving(server: ProgressServer, waiters: Waiters,
     a moment to leave, and ends the background tasks, logging (not raising) their failures."""
     server.stop()
     waiters.release_all()
+    # Requests under way (the polls just answered among them) finish before connections close.
     deadline = time.monotonic() + DRAIN_S
-    while waiters.count and time.monotonic() < deadline:
+    while server.table.busy and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(server.close_all_connections(), DRAIN_S)

@@ -63,6 +63,20 @@ class TrustedProxies:
         return decided
 
 
+def client_group(address: str) -> str:
+    """What counts as one client in per-client limits: its IPv4 address, or the /64 network of
+    its IPv6 address (one host usually holds a whole /64 and may pick any address in it)."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+
+
 def read_tokens(path: Path) -> frozenset[str]:
     """`--write-tokens FILE`: one token a line; blank lines and lines starting # are skipped."""
     try:

@@ -28,6 +28,8 @@ class Settings:
     idle_timeout: float = 60.0
     body_timeout: float = 30.0
     max_connections: int = 10_000
+    max_connections_per_address: int = 256
+    send_timeout: float = 30.0
     # Memory (answer_cache.py, render_handler.py)
     cache_bytes: int = 64 * 1024 * 1024
     max_render_pixels: int = 16_000_000

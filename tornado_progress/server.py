@@ -2,10 +2,10 @@
 
 - Timeouts: a new connection has `header_timeout` seconds to send its first request's headers,
   a kept-alive one `idle_timeout` for each later request, a body `body_timeout`.
-- A cap on open connections, kept below the open-file limit: past it, the connection that has
-  waited longest for its request's headers is closed to make room (a half-open attacker's, not
-  a worker's whose request is being answered); with none waiting, the newcomer gets a canned
-  503 and is closed, which costs the server one `send`.
+- Caps on open connections, in all (kept below the open-file limit) and per client address,
+  and a deadline for answers that clients do not read (`connections.py` holds the rules); a
+  newcomer past a cap with no waiting connection to close gets a canned 503 and is closed,
+  which costs the server one `send`.
 - When `accept()` fails for lack of descriptors, accepting pauses briefly and one log line per
   interval says so, instead of a traceback per attempt at full CPU.
 - X-Forwarded-* and X-Real-Ip are believed only from `trusted_proxies`; from anyone else they
@@ -25,18 +25,18 @@ import logging
 import resource
 import socket
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Any
 
 from tornado import httputil
 from tornado.http1connection import HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.iostream import IOStream
 
-from .access import PROXY_HEADERS, TrustedProxies
+from .access import PROXY_HEADERS, TrustedProxies, client_group
 from .config import Settings
+from .connections import Connection, ConnectionTable
 
 log = logging.getLogger("tornado_progress.server")
 
@@ -46,6 +46,8 @@ RESERVED_DESCRIPTORS = 64
 ACCEPT_PAUSE_S = 0.25
 # At most one log line per this many seconds about refused or failed accepts.
 LOG_INTERVAL_S = 10.0
+# Seconds between two looks for answers that clients do not read.
+SWEEP_S = 1.0
 # Connections accepted per readiness event, as Tornado's own accept handler does.
 ACCEPTS_PER_EVENT = 128
 _NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -87,18 +89,6 @@ class SentenceStream(IOStream):
         return super().write(data)
 
 
-class Connection:
-    """What the server knows of one connection beyond Tornado: its peer's trust, its state."""
-
-    __slots__ = ("server_conn", "stream", "trusted")
-
-    def __init__(self, server_conn: HTTP1ServerConnection, stream: SentenceStream,
-                 trusted: bool) -> None:
-        self.server_conn = server_conn
-        self.stream = stream
-        self.trusted = trusted
-
-
 class ProgressServer(HTTPServer):
     """Tornado's HTTPServer with timeouts, a connection cap, accept back-off, trusted proxies
     and sentences for malformed requests (see the module docstring)."""
@@ -113,33 +103,44 @@ class ProgressServer(HTTPServer):
                            body_timeout=settings.body_timeout)
         self.settings = settings
         self.proxies = TrustedProxies(settings.trusted_proxies)
-        self.max_connections = settings.max_connections
-        # Connections waiting for a request's headers, the longest waiting first.
-        self._waiting: OrderedDict[HTTP1ServerConnection, Connection] = OrderedDict()
-        self._open: dict[HTTP1ServerConnection, Connection] = {}
+        self.table = ConnectionTable(settings.max_connections,
+                                     settings.max_connections_per_address,
+                                     settings.send_timeout, settings.cache_bytes)
         self._refused = self._failed_accepts = 0
         self._last_report = 0.0
         self._accepting: dict[int, bool] = {}
-        self._refusal = self._refusal_answer()
+        self._sweeper = PeriodicCallback(self._sweep, SWEEP_S * 1000)
 
-    def _refusal_answer(self) -> bytes:
-        return canned_answer(
-            "503 Service Unavailable",
-            f"the server holds its limit of {self.max_connections} open connections (option "
-            "--max-connections); try again in a few seconds")
+    @property
+    def max_connections(self) -> int:
+        return self.table.max_connections
+
+    def _refusal(self, option: str) -> bytes:
+        if option == "--max-connections":
+            limit = f"{self.table.max_connections} open connections"
+        else:
+            limit = f"{self.table.max_per_address} open connections from one address"
+        return canned_answer("503 Service Unavailable", f"the server holds its limit of {limit} "
+                             f"(option {option}); try again in a few seconds")
 
     def fit_to_descriptors(self, descriptor_limit: int) -> None:
         """Keeps the connection cap below the open-file limit."""
         room = max(16, descriptor_limit - RESERVED_DESCRIPTORS)
-        if room < self.max_connections:
+        if room < self.table.max_connections:
             log.info("at most %d open connections: the open-file limit is %d",
                      room, descriptor_limit)
-            self.max_connections = room
-            self._refusal = self._refusal_answer()
+            self.table.max_connections = room
 
     @property
     def connection_count(self) -> int:
-        return len(self._open)
+        return len(self.table)
+
+    def _sweep(self) -> None:
+        closed = self.table.closed_slow
+        self.table.sweep(time.monotonic())
+        if self.table.closed_slow > closed:
+            self._report(f"closed {self.table.closed_slow - closed} connections that did not "
+                         "read their answers (option --send-timeout)")
 
     # Accepting -----------------------------------------------------------------------------
 
@@ -151,6 +152,11 @@ class ProgressServer(HTTPServer):
             io_loop.add_handler(sock, functools.partial(self._accept_ready, sock), IOLoop.READ)
             self._accepting[fd] = True
             self._handlers[fd] = functools.partial(self._remove_listener, sock)
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._sweeper.stop()
+        super().stop()
 
     def _remove_listener(self, sock: socket.socket) -> None:
         if self._accepting.pop(sock.fileno(), False):
@@ -175,7 +181,7 @@ class ProgressServer(HTTPServer):
         """Out of descriptors: free the longest-waiting connection, rest, report at most once
         per interval."""
         self._failed_accepts += 1
-        self._close_longest_waiting()
+        self.table.close_longest_waiting()  # frees a descriptor if any connection waits
         self._report(f"accept() failed: {error.strerror}")
         fd = sock.fileno()
         if self._accepting.get(fd):
@@ -195,18 +201,21 @@ class ProgressServer(HTTPServer):
         now = time.monotonic()
         if now - self._last_report >= LOG_INTERVAL_S:
             log.warning("%s; %d connections open (limit %d), %d refused and %d failed accepts "
-                        "since the last report", what, len(self._open), self.max_connections,
+                        "since the last report", what, len(self.table), self.max_connections,
                         self._refused, self._failed_accepts)
             self._last_report = now
             self._refused = self._failed_accepts = 0
 
     def _connected(self, connection: socket.socket, address: Any) -> None:
-        if len(self._open) >= self.max_connections and not self._close_longest_waiting():
+        peer = address[0] if isinstance(address, tuple) and address else ""
+        trusted = self.proxies.trusts(peer)
+        refused_by = self.table.make_room(client_group(peer), trusted)
+        if refused_by is not None:
             self._refused += 1
-            self._report("refusing connections: all are busy with requests")
+            self._report(f"refusing connections ({refused_by}): all are busy with requests")
             with contextlib.suppress(OSError):
                 connection.setblocking(False)
-                connection.send(self._refusal)
+                connection.send(self._refusal(refused_by))
                 # Whatever the client sent already is read, so that closing does not reset
                 # the connection (and lose the refusal) before the client reads it.
                 connection.recv(65536)
@@ -216,14 +225,6 @@ class ProgressServer(HTTPServer):
                                 read_chunk_size=self.read_chunk_size)
         self.handle_stream(stream, address)
 
-    def _close_longest_waiting(self) -> bool:
-        if not self._waiting:
-            return False
-        server_conn, connection = self._waiting.popitem(last=False)
-        self._open.pop(server_conn, None)
-        connection.stream.close()
-        return True
-
     # Connections ---------------------------------------------------------------------------
 
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
@@ -231,30 +232,27 @@ class ProgressServer(HTTPServer):
         # Each connection its own parameters: after its first request, it waits for the next
         # with the idle timeout instead of the header timeout.
         server_conn = HTTP1ServerConnection(stream, copy.copy(self.conn_params), context)
-        assert isinstance(stream, SentenceStream)
-        connection = Connection(server_conn, stream, self.proxies.trusts(context.remote_ip))
+        peer = context.remote_ip
+        self.table.add(Connection(server_conn, stream, self.proxies.trusts(peer),
+                                  client_group(peer)))
         self._connections.add(server_conn)
-        self._open[server_conn] = connection
         server_conn.start_serving(self)
 
     def start_request(self, server_conn: object,
                       request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         assert isinstance(server_conn, HTTP1ServerConnection)
         assert isinstance(self.request_callback, httputil.HTTPServerConnectionDelegate)
-        connection = self._open.get(server_conn)
-        if connection is not None:
-            self._waiting[server_conn] = connection  # waits for this request's headers
+        connection = self.table.wait_for_request(server_conn)
         delegate = self.request_callback.start_request(server_conn, request_conn)
         return RequestGate(delegate, request_conn, self, server_conn, connection)
 
     def on_close(self, server_conn: object) -> None:
         assert isinstance(server_conn, HTTP1ServerConnection)
         self._connections.discard(server_conn)
-        self._open.pop(server_conn, None)
-        self._waiting.pop(server_conn, None)
+        self.table.remove(server_conn)
 
     def request_started(self, server_conn: HTTP1ServerConnection) -> None:
-        self._waiting.pop(server_conn, None)
+        self.table.request_started(server_conn)
         server_conn.params.header_timeout = self.settings.idle_timeout
 
 
@@ -288,7 +286,8 @@ class RequestGate(httputil.HTTPMessageDelegate):
         try:
             return self.delegate.headers_received(start_line, headers)
         except httputil.HTTPInputError as error:
-            if self.connection is not None:
+            if self.connection is not None and isinstance(self.connection.stream,
+                                                          SentenceStream):
                 self.connection.stream.problem = _sentence(error)
             raise
 
