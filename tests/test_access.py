@@ -4,6 +4,7 @@ the show page's framing and referrer headers."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,30 @@ async def test_static_paths_no_file_can_have_get_a_sentence(
         answer = await http_client.fetch(base_url + path, raise_error=False)
         assert answer.code == 404, path
         assert as_json(answer)["error"].startswith("there is no static file")
+
+
+@pytest.mark.gen_test
+async def test_a_key_cannot_be_added_to_an_existing_open_job(fetch: Fetch, store: Store) -> None:
+    """Else anyone could re-create an open job with a key and lock its owner out."""
+    await fetch("update", **UPDATE)
+    answer = await fetch("create", jobid="j", key="attacker-key")
+    assert answer.code == 403
+    assert "exists without a key" in as_json(answer)["error"]
+    assert (await fetch("update", **UPDATE)).code == 200  # the owner goes on
+    assert (await fetch("delete", jobid="j")).code == 200
+    assert (await fetch("create", jobid="j", key="owner-key")).code == 200  # new: protected
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("settings", [{"write_tokens": frozenset({"tok-1"})}], indirect=True)
+async def test_secrets_never_reach_the_log(fetch: Fetch, caplog: pytest.LogCaptureFixture,
+                                           settings: Settings) -> None:
+    caplog.set_level(logging.INFO, "tornado.access")
+    await fetch("update", jobid="j", workid="w", current="x", total=1, token="tok-1",
+                key="my-secret-key")
+    await fetch("update", jobid="j", workid="w", current=1, total=1, token="tok-2")
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("/progress/update?" in line for line in lines)
+    assert not any("tok-1" in line or "tok-2" in line or "my-secret-key" in line
+                   for line in lines)
+    assert any("token=***" in line and "key=***" in line for line in lines)

@@ -287,3 +287,22 @@ def test_new_job_rate_forgets_clients_whose_allowance_is_full(clock: FakeClock) 
     assert rate.take("d", clock())
     assert len(rate._buckets) == 1  # a, b and c were full again: forgotten
     assert not rate.take("d", clock())
+
+
+def test_a_refused_worker_spends_none_of_the_allowance(clock: FakeClock) -> None:
+    store, _ = make_store(clock, new_jobs_per_minute=1, max_workers=1)
+    store.update("a", "w", 1, 2, "", True, client="c")
+    clock.advance(60)
+    with pytest.raises(LimitReached, match="--max-workers"):
+        store.update("b", "w", 1, 2, "", True, client="c")
+    store.delete("a")
+    store.update("b", "w", 1, 2, "", True, client="c")  # the allowance is still there
+
+
+def test_a_full_table_of_clients_forgets_the_least_active_half(clock: FakeClock) -> None:
+    rate = NewJobRate(per_minute=5, max_clients=4)
+    for client in ("a", "b", "c", "d"):
+        assert rate.take(client, clock())
+    assert rate.take("a", clock())  # a is now the most recently active
+    assert rate.take("e", clock())
+    assert list(rate._buckets) == ["d", "a", "e"]

@@ -325,3 +325,25 @@ async def test_health_says_degraded_while_snapshots_cannot_be_written(
     health = as_json(await fetch("health"))
     assert health["status"] == "degraded"
     assert health["snapshot_error"].startswith("cannot write snapshots in ")
+
+
+def test_a_file_that_cannot_be_opened_is_left_in_place(clock: FakeClock, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A good newest snapshot that the server may not read (owned by another user after a
+    start with sudo, say) is not renamed aside: the next start, with permissions fixed, still
+    has it."""
+    older = write(filled(clock, "older"), tmp_path)
+    clock.advance(1)
+    newest = write(filled(clock, "newest"), tmp_path)
+    opened = snapshots._open_regular
+
+    def refuse_newest(path: Path) -> Any:
+        if path == newest:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return opened(path)
+
+    monkeypatch.setattr(snapshots, "_open_regular", refuse_newest)
+    assert loaded_jobs(tmp_path, clock) == (older, ["older"])
+    assert newest.exists()
+    monkeypatch.setattr(snapshots, "_open_regular", opened)
+    assert loaded_jobs(tmp_path, clock) == (newest, ["newest"])

@@ -125,6 +125,6 @@ def check_same_site(headers: Mapping[str, str], host: str) -> None:
                         f"(Sec-Fetch-Site: {site}); writes come from scripts or this server's "
                         "own pages")
     if origin is not None and site != "same-origin" and (
-            origin == "null" or origin.partition("://")[2] != host):
+            origin == "null" or origin.partition("://")[2].lower() != host.lower()):
         raise Forbidden(f"a page of another origin ({origin[:100]}) asked this browser to "
                         "change a job; writes come from scripts or this server's own pages")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,15 +31,17 @@ def resource_dir(name: str) -> Path:
 
 # Characters of a request line kept in the access log: a refused megabyte must not land whole.
 LOGGED_URI_CHARS = 200
+# Parameters whose values never reach the log: whoever reads it must not gain write access.
+_SECRET = re.compile(r"(?<=[?&])(token|key)=[^&]*")
 
 
 def log_request(handler: web.RequestHandler) -> None:
-    """Tornado's access-log line, with a long request line cut."""
+    """Tornado's access-log line, with a long request line cut and secrets blanked."""
     status = handler.get_status()
     write = (access_log.info if status < 400 else
              access_log.warning if status < 500 else access_log.error)
     request = handler.request
-    uri = request.uri or ""
+    uri = _SECRET.sub(r"\1=***", request.uri or "")
     if len(uri) > LOGGED_URI_CHARS:
         uri = f"{uri[:LOGGED_URI_CHARS]}... ({len(uri)} characters)"
     write("%d %s %s (%s) %.2fms", status, request.method, uri, request.remote_ip,

@@ -82,6 +82,7 @@ class ApiHandler(web.RequestHandler):
         """Runs `respond`, turning a domain error into the contract's sentence. A handler whose
         answer is ready at once stays synchronous: no coroutine per update."""
         try:
+            self.check_access()
             pending = self.respond()
         except ModelError as error:
             self.fail(error.status, error.message)
@@ -93,6 +94,9 @@ class ApiHandler(web.RequestHandler):
             await pending
         except ModelError as error:
             self.fail(error.status, error.message)
+
+    def check_access(self) -> None:
+        """Raises a ModelError when this request may not do what it asks; reads are open."""
 
     def respond(self) -> Awaitable[None] | None:
         raise NotImplementedError
@@ -138,7 +142,8 @@ class ApiHandler(web.RequestHandler):
     def absolute_url(self, path: str) -> str:
         """An absolute URL on this server as the client sees it, behind a proxy too."""
         headers = self.request.headers
-        scheme = proxy_header(headers, "X-Forwarded-Proto", _SCHEME) or self.request.protocol
+        # Tornado has set the protocol from a trusted proxy's X-Forwarded-Proto or X-Scheme.
+        scheme = self.request.protocol
         host = proxy_header(headers, "X-Forwarded-Host", _HOST) or self.request.host
         port = proxy_header(headers, "X-Forwarded-Port", _PORT)
         if port and not _HAS_PORT.search(host):
@@ -154,7 +159,6 @@ class ApiHandler(web.RequestHandler):
                 for name in ("show", "render", "status")}
 
 
-_SCHEME = re.compile(r"https?", re.ASCII)
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", re.ASCII)
 _HAS_PORT = re.compile(r":[0-9]+$", re.ASCII)
 _PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
@@ -179,14 +183,7 @@ class FormHandler(ApiHandler):
         self._body = []
         self._body_size = 0
         super().prepare()
-        if self._finished:
-            return
-        try:
-            access.check_same_site(self.request.headers, self.request.host)
-        except ModelError as error:
-            self.fail(error.status, error.message)
-            return
-        if self.request.method != "POST":
+        if self._finished or self.request.method != "POST":
             return
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.config.max_request_bytes:
@@ -218,15 +215,17 @@ class FormHandler(ApiHandler):
             self.request.arguments.setdefault(name, []).extend(values)
         return self.guarded()
 
-    def guarded(self) -> Awaitable[None] | None:
-        if self.config.write_tokens:  # after a POST body is read: the token may be in it
-            try:
-                access.check_token(self.config.write_tokens, self.arg("token") or access.bearer(
-                    self.request.headers.get("Authorization")))
-            except ModelError as error:
-                self.fail(error.status, error.message)
-                return None
-        return super().guarded()
+    def check_access(self) -> None:
+        """Writes: never from another site's page, and with a token when the server wants one
+        (read after a POST body, which may carry it)."""
+        access.check_same_site(self.request.headers, self.request.host)
+        if self.config.write_tokens:
+            access.check_token(self.config.write_tokens, self.arg("token") or access.bearer(
+                self.request.headers.get("Authorization")))
+
+    def client(self) -> str:
+        """The client as per-client limits count it."""
+        return access.client_group(self.request.remote_ip or "")
 
     def write_key(self) -> str | None:
         return params.write_key(self.arg("key"))
@@ -238,7 +237,7 @@ class CreateHandler(FormHandler):
         # No jobid: the server chooses one that nobody can guess (128 random bits).
         jobid = secrets.token_urlsafe(16) if given is None else params.identifier("jobid", given)
         desc, truncated = params.description(self.arg("desc", lenient=True))
-        job = self.store.create(jobid, desc, self.write_key(), self.request.remote_ip or "")
+        job = self.store.create(jobid, desc, self.write_key(), self.client())
         self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
                          "truncated": truncated, **self.job_urls(job.jobid)})
 
@@ -252,7 +251,7 @@ class UpdateHandler(FormHandler):
         desc, truncated = params.description(self.arg("desc", lenient=True))
         ok = params.flag("ok", self.arg("ok"), default=True)
         worker = self.store.update(jobid, workid, current, total, desc, ok, self.write_key(),
-                                   self.request.remote_ip or "")
+                                   self.client())
         # Formatted by hand: this is the answer every worker waits for.
         self.write_bytes(b'{"version":%d,"truncated":%s}'
                          % (worker.version, b"true" if truncated else b"false"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 ID_MAX_CHARS = 256
+KEY_MIN_CHARS = 8
 DESC_MAX_CHARS = 1024
 # Smoothing time constant of a worker's rate: a worker's speed is judged over about this long.
 RATE_TIME_CONSTANT_S = 30.0
@@ -200,15 +201,19 @@ class NewJobRate:
             return False
         if client not in self._buckets and len(self._buckets) >= self.max_clients:
             self._forget_full(now)
+        self._buckets.pop(client, None)  # re-inserted: the dict stays in order of last use
         self._buckets[client] = (tokens - 1.0, now)
         return True
 
     def _forget_full(self, now: float) -> None:
+        """Forgets the clients whose allowance is full again; if that frees too little, the
+        least recently active half, never the whole table (an attacker's own entry with it)."""
         refill = 60.0 / self.per_minute
         self._buckets = {client: (tokens, at) for client, (tokens, at) in self._buckets.items()
                          if tokens + (now - at) / refill < self.per_minute}
-        if len(self._buckets) >= self.max_clients:  # all of them busy: start again
-            self._buckets.clear()
+        if len(self._buckets) >= self.max_clients:
+            for client in list(self._buckets)[:len(self._buckets) // 2]:
+                del self._buckets[client]
 
 
 class Store:
@@ -254,8 +259,9 @@ class Store:
     def _check_new_job(self, key: str, write_key: str | None, client: str, now: float) -> None:
         """Everything a new job must pass, checked before anything changes."""
         if write_key is None and self.limits.require_key:
-            raise Forbidden("this server requires a key for every new job (option "
-                            "--require-key): add key=<8 to 256 characters of your choice>")
+            raise Forbidden("this server requires a key for every new job (option --require-key): "
+                            f"add key=<{KEY_MIN_CHARS} to {ID_MAX_CHARS} characters of your "
+                            "choice>")
         if key not in self.jobs and len(self.jobs) >= self.limits.max_jobs:
             self.sweep()
             if len(self.jobs) >= self.limits.max_jobs:
@@ -309,6 +315,10 @@ class Store:
             self._check_new_job(key, write_key, client, now)
         else:
             self._check_key(old, write_key, "create")
+            if old.write_key is None and write_key is not None:
+                # Else anyone could lock the owner of an open job out of it.
+                raise Forbidden(f"job {jobid!r} exists without a key, and a key protects only a "
+                                "new job: delete the job first, or use another jobid")
             self.worker_count -= len(old.workers)
         job = Job(jobid, desc, now, self._next_version(), write_key)
         self.jobs[key] = job
@@ -328,10 +338,11 @@ class Store:
             self._check_key(job, write_key, "update")
         previous = None if job is None else job.workers.pop(work_key, None)
         if previous is None:
-            # Every check before anything changes: a refused update leaves no empty job behind.
+            # Every check before anything changes: a refused update leaves no empty job behind
+            # (and spends none of the client's allowance of new jobs).
+            self._check_room_for_worker(jobid, job)
             if job is None:
                 self._check_new_job(key, write_key, client, now)
-            self._check_room_for_worker(jobid, job)
             self.worker_count += 1
         else:
             workid = previous.workid  # keep the spelling the worker first reported with

@@ -9,14 +9,13 @@ from __future__ import annotations
 import math
 import re
 
-from .model import DESC_MAX_CHARS, ID_MAX_CHARS, BadParameter, Number
+from .model import DESC_MAX_CHARS, ID_MAX_CHARS, KEY_MIN_CHARS, BadParameter, Number
 
 # Integers or decimals, optionally with an exponent: no signs, no nan/inf, no "1_000".
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _INT = re.compile(r"\d{1,18}", re.ASCII)
 # A version cursor: zero padding is harmless, so only the value is bounded.
 _CURSOR = re.compile(r"0*(\d{1,18})", re.ASCII)
-KEY_MIN_CHARS = 8
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # What reaches a user in a sentence: enough to recognise the value, never a flood.

@@ -16,8 +16,7 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from .model import DESC_MAX_CHARS, ID_MAX_CHARS, Job, Store, Worker, id_key
-from .params import KEY_MIN_CHARS
+from .model import DESC_MAX_CHARS, ID_MAX_CHARS, KEY_MIN_CHARS, Job, Store, Worker, id_key
 
 FORMAT = "tornado_progress-snapshot"
 # Schema 2 added the job's write_key; schema-1 files still load, their jobs open to anyone.
@@ -206,7 +205,7 @@ def read_stream(source: BinaryIO) -> tuple[list[Job], int]:
         except msgpack.OutOfData:
             return _one_per_key(jobs), version
         raise SnapshotError("there is more after the trailer")
-    except SnapshotError:
+    except (SnapshotError, OSError):  # an OSError says nothing about the file's contents
         raise
     except Exception as error:  # msgpack raises many kinds on damaged input
         raise SnapshotError(f"{type(error).__name__}: {error}") from error

@@ -169,7 +169,8 @@ class Snapshotter:
 
     def _read(self, path: Path) -> tuple[list[Job], int, float] | None:
         """The jobs, version and time of one snapshot file, or None (and a log line) when it
-        is not a regular file or cannot be read, in which case it is set aside if possible."""
+        is not a regular file, cannot be read (left in place: the file may be fine, the
+        permissions or the disk not), or is not a good snapshot (set aside if possible)."""
         try:
             opened = _open_regular(path)
             if opened is None:
@@ -181,8 +182,12 @@ class Snapshotter:
             named = _NAME.fullmatch(path.name)
             if named is None or int(named.group(1)) != version:
                 raise SnapshotError("the version in its name is not the one inside")
-        except (OSError, SnapshotError) as error:
+        except SnapshotError as error:
             self._unreadable(path, error)
+            return None
+        except OSError as error:
+            log.error("snapshot %s cannot be read (%s); left in place, trying an older one",
+                      path, error)
             return None
         return jobs, version, info.st_mtime
 
