@@ -474,3 +474,18 @@ async def test_the_unknown_job_picture_is_drawn_once_per_scale_step(
         bodies.setdefault(scale, response.body)
         assert response.body == bodies[scale]  # whatever the jobid
     assert sorted(drawn) == [1.0, 1.5, 2.0, 3.0, 4.0]
+
+
+def test_a_busy_jobs_times_are_sorted_at_most_once_a_second(clock: FakeClock) -> None:
+    """Each render of a busy 100,000-worker job once sorted every update time on the loop."""
+    store = Store(clock=clock)
+    for index in range(10):
+        store.update("busy", f"w{index}", 1, 2, "", True)
+    stale_times = render_handler.StaleTimes()
+    exact = stale_times.count(store.get("busy"), clock(), 300)
+    store.update("busy", "w0", 2, 4, "", True)  # a new version within the second
+    approximate = stale_times.count(store.get("busy"), clock(), 300)
+    assert exact == 0 and approximate == -1  # an older version's count, told apart
+    clock.advance(1.5)
+    store.update("busy", "w1", 2, 4, "", True)
+    assert stale_times.count(store.get("busy"), clock(), 300) == 0  # sorted again: exact

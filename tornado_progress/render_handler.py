@@ -30,6 +30,11 @@ NOT_FOUND_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
 # allowed fits several times over, and the oldest job's times go first.
 STALE_TIMES_MAX = 1 << 20
 STALE_TIMES_JOBS = 256
+# A busy job's times are sorted again at most this often: between two sorts a newer version
+# counts with its older version's times. The count only tells pictures of one version apart
+# over time (the version is in the key too), so a count a second old draws no wrong picture;
+# sorting 100,000 times per request would hold the event loop for tens of milliseconds.
+STALE_TIMES_RESORT_S = 1.0
 
 
 class RenderKey(NamedTuple):
@@ -60,34 +65,38 @@ class StaleTimes:
         self.max_times = max_times
         self.max_jobs = max_jobs
         self.size = 0
-        self._jobs: OrderedDict[str, tuple[int, array.array[float]]] = OrderedDict()
+        # job key -> (version, when sorted, sorted times)
+        self._jobs: OrderedDict[str, tuple[int, float, array.array[float]]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._jobs)
 
     def count(self, job: Job, now: float, stale_after: float) -> int:
-        """How many running workers of `job` are stale at `now`."""
+        """How many running workers of `job` are stale at `now`; a count from an older
+        version's times (see STALE_TIMES_RESORT_S) is told apart as -1 - count, so that it
+        never names the same picture as an exact one."""
         kept = self._jobs.get(job.key)
-        if kept is not None and kept[0] == job.version:
+        if kept is not None and (kept[0] == job.version
+                                 or 0 <= now - kept[1] < STALE_TIMES_RESORT_S):
             self._jobs.move_to_end(job.key)
-            times = kept[1]
-        else:
-            times = array.array("d", sorted(
-                worker.updated for worker in job.workers.values() if worker.running))
-            self._keep(job.key, job.version, times)
+            count = bisect.bisect_left(kept[2], now - stale_after)
+            return count if kept[0] == job.version else -1 - count
+        times = array.array("d", sorted(
+            worker.updated for worker in job.workers.values() if worker.running))
+        self._keep(job.key, job.version, now, times)
         return bisect.bisect_left(times, now - stale_after)
 
-    def _keep(self, key: str, version: int, times: array.array[float]) -> None:
+    def _keep(self, key: str, version: int, now: float, times: array.array[float]) -> None:
         old = self._jobs.pop(key, None)
         if old is not None:
-            self.size -= len(old[1])
+            self.size -= len(old[2])
         if len(times) > self.max_times:
             return  # recounted on every request rather than pushing out every other job
         while self._jobs and (self.size + len(times) > self.max_times
                               or len(self._jobs) >= self.max_jobs):
-            _, (_, evicted) = self._jobs.popitem(last=False)
+            _, (_, _, evicted) = self._jobs.popitem(last=False)
             self.size -= len(evicted)
-        self._jobs[key] = (version, times)
+        self._jobs[key] = (version, now, times)
         self.size += len(times)
 
 
