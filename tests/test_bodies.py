@@ -154,3 +154,23 @@ async def test_builds_in_flight_are_bounded(clock: FakeClock, builder: BodyBuild
         await builder.full(store.get(f"job{bodies_module.MAX_PENDING}"), clock())
     release.set()
     assert await asyncio.gather(*waiting) == [b"{}"] * bodies_module.MAX_PENDING
+
+
+@pytest.mark.gen_test
+async def test_a_delta_past_the_bound_gets_the_shared_whole_body(
+        clock: FakeClock, builder: BodyBuilder, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(clock=clock)
+    for index in range(1000):
+        store.update("big", f"w{index}", 1, 6, "", True)
+    job = store.get("big")
+    release = threading.Event()
+    delta_body = views.delta_body
+    monkeypatch.setattr(views, "delta_body",
+                        lambda *args: release.wait(10) and delta_body(*args))
+    cursors = [job.version - 1 - step for step in range(bodies_module.MAX_PENDING_DELTAS)]
+    waiting = [asyncio.ensure_future(builder.poll(job, since, clock())) for since in cursors]
+    await asyncio.sleep(0)
+    late = asyncio.ensure_future(builder.poll(job, job.version - 100, clock()))
+    release.set()
+    assert json.loads(await late)["full"] is True
+    assert all(not json.loads(body)["full"] for body in await asyncio.gather(*waiting))

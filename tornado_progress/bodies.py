@@ -25,7 +25,10 @@ BODY_MAX_AGE_S = 1.0
 # Jobs with more workers than this have their bodies built in the thread.
 INLINE_MAX_WORKERS = 1000
 # Builds queued or running at once, all jobs together; past it a request is told to come back.
+# Deltas (one per cursor) may take only part of them, so that a poll refused a delta can still
+# have the job's one whole body built.
 MAX_PENDING = 32
+MAX_PENDING_DELTAS = 16
 # A poll whose delta would hold more than this share of the job's workers (and more than
 # DELTA_ANY_SIZE) gets the whole job instead: one body per version for every such cursor, not
 # one per cursor.
@@ -58,8 +61,12 @@ class BodyBuilder:
             since, max(DELTA_ANY_SIZE, int(DELTA_MAX_SHARE * len(job.workers))))
         if changed is None:
             return await self.full(job, now)
-        return await self._body((job.key, job.version, ("delta", since)), job, now,
-                                functools.partial(self._delta, changed))
+        try:
+            return await self._body((job.key, job.version, ("delta", since)), job, now,
+                                    functools.partial(self._delta, changed),
+                                    MAX_PENDING_DELTAS)
+        except LimitReached:  # too many builds already: the one whole body, shared, will do
+            return await self.full(job, now)
 
     async def summary(self, job: Job, now: float) -> dict[str, Any]:
         """The job's summary, computed where its body would be."""
@@ -75,7 +82,8 @@ class BodyBuilder:
     def _delta(self, changed: list[Any], job: JobView, now: float) -> bytes:
         return views.delta_body(job, changed, now, self.stale_after)
 
-    async def _body(self, key: CacheKey, job: Job, now: float, build: Build) -> bytes:
+    async def _body(self, key: CacheKey, job: Job, now: float, build: Build,
+                    most: int = MAX_PENDING) -> bytes:
         body = self.answers.get(key, now, BODY_MAX_AGE_S)
         if body is not None:
             return body
@@ -90,15 +98,16 @@ class BodyBuilder:
         kept_as = (job.key, view.version, key[2])
         built: bytes = await self._off_loop(
             (job.key, key[2]), build, (view, now),
-            lambda made: self.answers.put(kept_as, made, now))
+            lambda made: self.answers.put(kept_as, made, now), most)
         return built
 
     async def _off_loop(self, flight: tuple[str, Any], work: Callable[..., Any],
                         args: tuple[Any, ...],
-                        keep: Callable[[Any], None] | None = None) -> Any:
+                        keep: Callable[[Any], None] | None = None,
+                        most: int = MAX_PENDING) -> Any:
         pending = self._pending.get(flight)
         if pending is None:
-            if len(self._pending) >= MAX_PENDING:
+            if len(self._pending) >= most:
                 raise LimitReached(f"the server is building {len(self._pending)} answers for big "
                                    "jobs already; ask again in a few seconds")
             pending = asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
