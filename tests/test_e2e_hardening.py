@@ -84,27 +84,39 @@ def test_slowloris_connections_are_closed_at_the_header_timeout(tmp_path: Path) 
         assert len(closed) == len(sockets)
 
 
+def park_polls(server: ServerProcess, jobid: str, since: int, count: int = 5
+               ) -> tuple[list[threading.Thread], list[Any]]:
+    """`count` long polls parked on the server, each in a thread; their answers land in the
+    list as they come."""
+    answers: list[Any] = []
+
+    def poll() -> None:
+        answers.append(timed_get(
+            f"{server.base_url}/progress/poll?jobid={jobid}&since={since}&timeout=30",
+            timeout=30)[1])
+
+    threads = [threading.Thread(target=poll) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while server.get("health")["waiters"] < count:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return threads, answers
+
+
+def stop_with_sigterm(server: ServerProcess, threads: list[threading.Thread]) -> None:
+    assert server.signal(signal.SIGTERM) == 0
+    for thread in threads:
+        thread.join(timeout=10)
+
+
 def test_sigterm_answers_parked_polls_and_exits_0(tmp_path: Path) -> None:
     """Polls parked at SIGTERM once got 500s and the log errors."""
     with running_server(tmp_path / "snapshots") as server:
         version = server.get("create?jobid=j")["version"]
-        answers: list[Any] = []
-
-        def poll() -> None:
-            answers.append(timed_get(
-                f"{server.base_url}/progress/poll?jobid=j&since={version}&timeout=30",
-                timeout=30)[1])
-
-        threads = [threading.Thread(target=poll) for _ in range(5)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while server.get("health")["waiters"] < 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        assert server.signal(signal.SIGTERM) == 0
-        for thread in threads:
-            thread.join(timeout=10)
+        threads, answers = park_polls(server, "j", version)
+        stop_with_sigterm(server, threads)
         assert [answer["version"] for answer in answers] == [version] * 5
         assert "ERROR" not in server.log()
         assert list((tmp_path / "snapshots").glob("snapshot-*.msgpack"))
@@ -184,24 +196,9 @@ def test_sigterm_lets_polls_waiting_for_a_big_body_finish(tmp_path: Path) -> Non
     with running_server(tmp_path / "snapshots") as server:
         fill(server, "big", 4000, desc="x" * 1000)
         version = server.get("status?jobid=big")["version"]
-        answers: list[Any] = []
-
-        def poll() -> None:
-            answers.append(timed_get(
-                f"{server.base_url}/progress/poll?jobid=big&since={version}&timeout=30",
-                timeout=30)[1])
-
-        threads = [threading.Thread(target=poll) for _ in range(5)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 10
-        while server.get("health")["waiters"] < 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        threads, answers = park_polls(server, "big", version)
         update(server, jobid="big", workid="w0", current=2, total=2)  # a change, then at once
-        assert server.signal(signal.SIGTERM) == 0
-        for thread in threads:
-            thread.join(timeout=10)
+        stop_with_sigterm(server, threads)
         assert len(answers) == 5
         assert "ERROR" not in server.log()
 
