@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,11 @@ from .snapshots import Snapshotter
 
 
 def resource_dir(name: str) -> Path:
-    """`templates/` or `static/`: beside the package in a checkout, under share/ when installed
-    from a wheel."""
-    beside = Path(__file__).resolve().parent.parent / name
-    if beside.is_dir():
-        return beside
-    return Path(sys.prefix) / "share" / "tornado_progress" / name
+    """`templates/` or `static/`: inside the package when installed from a wheel, else at the
+    top of the checkout beside it."""
+    package = Path(__file__).resolve().parent
+    inside = package / name
+    return inside if inside.is_dir() else package.parent / name
 
 
 # Characters of a request line kept in the access log: a refused megabyte must not land whole.
