@@ -36,6 +36,8 @@ DELTA_MAX_SHARE = 0.25
 DELTA_ANY_SIZE = 256
 
 Build = Callable[[JobView, float], bytes]
+# What a build in the thread runs, and what is done with its result on the loop (if anything).
+Start = Callable[[], tuple[Callable[[], Any], Callable[[Any], None] | None]]
 
 
 class BodyBuilder:
@@ -72,8 +74,8 @@ class BodyBuilder:
         """The job's summary, computed where its body would be."""
         if len(job.workers) <= self.inline_max_workers:
             return views.summary(job.view(), now, self.stale_after)
-        summary: dict[str, Any] = await self._off_loop(
-            (job.key, "summary"), views.summary, (job.view(), now, self.stale_after))
+        summary: dict[str, Any] = await self._off_loop((job.key, "summary"), lambda: (
+            functools.partial(views.summary, job.view(), now, self.stale_after), None))
         return summary
 
     def _full(self, job: JobView, now: float) -> bytes:
@@ -87,30 +89,33 @@ class BodyBuilder:
         body = self.answers.get(key, now, BODY_MAX_AGE_S)
         if body is not None:
             return body
-        view = job.view()
         if len(job.workers) <= self.inline_max_workers:
-            body = build(view, now)
+            body = build(job.view(), now)
             self.answers.put(key, body, now)
             return body
         # Keyed without the version: while a job changes faster than its body is built,
         # requests share the build under way (at most one version old) instead of queueing one
         # build, and one copy of the job, each. The body is kept under the version it shows.
-        kept_as = (job.key, view.version, key[2])
-        built: bytes = await self._off_loop(
-            (job.key, key[2]), build, (view, now),
-            lambda made: self.answers.put(kept_as, made, now), most)
+        def start() -> tuple[Callable[[], bytes], Callable[[bytes], None]]:
+            view = job.view()
+            kept_as = (job.key, view.version, key[2])
+            return (functools.partial(build, view, now),
+                    lambda made: self.answers.put(kept_as, made, now))
+
+        built: bytes = await self._off_loop((job.key, key[2]), start, most)
         return built
 
-    async def _off_loop(self, flight: tuple[str, Any], work: Callable[..., Any],
-                        args: tuple[Any, ...],
-                        keep: Callable[[Any], None] | None = None,
+    async def _off_loop(self, flight: tuple[str, Any], start: Start,
                         most: int = MAX_PENDING) -> Any:
+        """The result of the work in flight under `flight`, or of the work `start()` gives
+        (with what to do with its result) run in the thread; the job is copied only then."""
         pending = self._pending.get(flight)
         if pending is None:
             if len(self._pending) >= most:
                 raise LimitReached(f"the server is building {len(self._pending)} answers for big "
                                    "jobs already; ask again in a few seconds")
-            pending = asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+            work, keep = start()
+            pending = asyncio.get_running_loop().run_in_executor(self._executor, work)
             self._pending[flight] = pending
             pending.add_done_callback(functools.partial(self._done, flight, keep))
         # Shielded: one request going away must not cancel the build that others wait for.
