@@ -153,11 +153,9 @@ class ChartRenderer:
 
     async def png(self, job: Job, key: RenderKey, chart: render.ChartInput,
                   answers: AnswerCache) -> bytes:
-        """The chart for `key`: from `answers`, else from the render of that key already in
-        flight, else rendered in a worker thread from `chart`, an immutable copy of the job."""
-        cached = answers.get(key.cache_key)
-        if cached is not None:
-            return cached
+        """The chart for `key`, which `answers` does not hold (the handler looked): from the
+        render of that key already in flight, else rendered in a worker thread from `chart`, an
+        immutable copy of the job, and then kept in `answers`."""
         future = self._pending.get(key)
         if future is None:
             if len(self._pending) >= self.max_pending:
