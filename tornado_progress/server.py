@@ -208,8 +208,8 @@ class ProgressServer(HTTPServer):
 
     def _connected(self, connection: socket.socket, address: Any) -> None:
         peer = address[0] if isinstance(address, tuple) and address else ""
-        trusted = self.proxies.trusts(peer)
-        refused_by = self.table.make_room(client_group(peer), trusted)
+        trusted, group = self.proxies.trusts(peer), client_group(peer)
+        refused_by = self.table.make_room(group, trusted)
         if refused_by is not None:
             self._refused += 1
             self._report(f"refusing connections ({refused_by}): all are busy with requests")
@@ -221,20 +221,20 @@ class ProgressServer(HTTPServer):
                 connection.recv(65536)
             connection.close()
             return
-        stream = SentenceStream(connection, max_buffer_size=self.max_buffer_size,
-                                read_chunk_size=self.read_chunk_size)
-        self.handle_stream(stream, address)
+        self._serve(connection, address, trusted, group)
 
     # Connections ---------------------------------------------------------------------------
 
-    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+    def _serve(self, connection: socket.socket, address: Any, trusted: bool,
+               group: str) -> None:
+        """Tornado's `handle_stream`, for a connection whose peer was judged on arrival."""
+        stream = SentenceStream(connection, max_buffer_size=self.max_buffer_size,
+                                read_chunk_size=self.read_chunk_size)
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
         # Each connection its own parameters: after its first request, it waits for the next
         # with the idle timeout instead of the header timeout.
         server_conn = HTTP1ServerConnection(stream, copy.copy(self.conn_params), context)
-        peer = context.remote_ip
-        self.table.add(Connection(server_conn, stream, self.proxies.trusts(peer),
-                                  client_group(peer)))
+        self.table.add(Connection(server_conn, stream, trusted, group))
         self._connections.add(server_conn)
         server_conn.start_serving(self)
 
