@@ -18,9 +18,6 @@ class FakeStream:
         self._total_write_done_index = 0
         self.closed = False
 
-    def writing(self) -> bool:
-        return self._total_write_index > self._total_write_done_index
-
     def close(self) -> None:
         self.closed = True
 

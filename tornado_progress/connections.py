@@ -33,12 +33,15 @@ class Connection:
         self.stalled_since: float | None = None
 
 
-def unsent_bytes(stream: IOStream) -> int:
-    """Bytes of answers the stream still holds. Tornado counts them without saying so publicly:
-    read defensively, so that another Tornado costs the budget, not the server."""
+def progress(stream: IOStream) -> tuple[int, int]:
+    """Bytes of answers written to the socket so far, and bytes the stream still holds.
+    Tornado counts both without saying so publicly: read defensively, so that another Tornado
+    costs the budget, not the server."""
     written = getattr(stream, "_total_write_index", 0)
     done = getattr(stream, "_total_write_done_index", 0)
-    return max(0, written - done) if isinstance(written, int) and isinstance(done, int) else 0
+    if not isinstance(written, int) or not isinstance(done, int):
+        return 0, 0
+    return done, max(0, written - done)
 
 
 class ConnectionTable:
@@ -123,8 +126,7 @@ class ConnectionTable:
         stalled: list[tuple[float, int, Connection]] = []
         unsent_total = 0
         for connection in list(self._busy.values()):
-            unsent = unsent_bytes(connection.stream) if connection.stream.writing() else 0
-            sent = getattr(connection.stream, "_total_write_done_index", 0)
+            sent, unsent = progress(connection.stream)
             if not unsent or sent != connection.sent:
                 connection.sent = sent
                 connection.stalled_since = now if unsent else None
