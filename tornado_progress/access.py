@@ -39,6 +39,17 @@ def parse_networks(text: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def peer_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A peer's address as an IP (an IPv4-mapped IPv6 address as the IPv4 one), or None for a
+    Unix socket or nothing."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped or ip
+
+
 class TrustedProxies:
     """Decides whether a peer address is one of the trusted proxies."""
 
@@ -49,14 +60,8 @@ class TrustedProxies:
     def trusts(self, address: str) -> bool:
         decided = self._decided.get(address)
         if decided is None:
-            try:
-                ip = ipaddress.ip_address(address.split("%", 1)[0])
-            except ValueError:  # a Unix socket, or nothing: no proxy of ours
-                decided = False
-            else:
-                mapped = getattr(ip, "ipv4_mapped", None)
-                ip = mapped or ip
-                decided = any(ip in network for network in self.networks)
+            ip = peer_ip(address)
+            decided = ip is not None and any(ip in network for network in self.networks)
             if len(self._decided) >= _DECIDED_MAX:
                 self._decided.clear()
             self._decided[address] = decided
@@ -66,14 +71,13 @@ class TrustedProxies:
 def client_group(address: str) -> str:
     """What counts as one client in per-client limits: its IPv4 address, or the /64 network of
     its IPv6 address (one host usually holds a whole /64 and may pick any address in it)."""
-    if ":" not in address:
+    if ":" not in address:  # IPv4, the common case, without parsing
         return address
-    try:
-        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
-    except ValueError:
+    ip = peer_ip(address)
+    if ip is None:
         return address
-    if ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
+    if ip.version == 4:
+        return str(ip)
     return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
 
 
