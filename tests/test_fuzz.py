@@ -28,7 +28,7 @@ from tornado_progress.snapshots import Snapshotter
 
 ENDPOINTS = ["create", "update", "delete", "status", "poll", "health", "show", "render",
              "nothing"]
-NAMES = ["jobid", "workid", "current", "total", "desc", "ok", "since", "timeout", "width",
+NAMES = ["jobid", "workid", "current", "total", "desc", "ok", "since", "timeout", "width", "key",
          "scale", "other"]
 VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "5", "-1", "1e999", "nan", "22.5", "true", "no", "j", "w",
