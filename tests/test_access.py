@@ -180,6 +180,29 @@ async def test_proxy_headers_from_trusted_proxies_are_honoured(fetch: Fetch) -> 
     assert "10.2.2.2" in as_json(refused)["error"]
 
 
+ROUTED_ID = "0f" * 16  # what nginx's $request_id looks like
+
+
+@pytest.mark.gen_test
+async def test_a_routing_proxy_chooses_the_id_of_a_create_without_jobid(fetch: Fetch,
+                                                                        store: Store) -> None:
+    headers = {"X-Progress-New-Jobid": ROUTED_ID}
+    answer = as_json(await fetch("create", desc="routed", headers=headers))
+    assert answer["jobid"] == ROUTED_ID
+    assert store.get(ROUTED_ID).desc == "routed"
+    # A jobid the client gave wins; an id too short to be unguessable is not taken.
+    assert as_json(await fetch("create", jobid="mine", headers=headers))["jobid"] == "mine"
+    short = as_json(await fetch("create", headers={"X-Progress-New-Jobid": "42"}))["jobid"]
+    assert short != "42" and len(short) >= 16
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("settings", [{"trusted_proxies": ()}], indirect=True)
+async def test_only_a_trusted_proxy_chooses_a_created_id(fetch: Fetch) -> None:
+    answer = as_json(await fetch("create", headers={"X-Progress-New-Jobid": ROUTED_ID}))
+    assert answer["jobid"] != ROUTED_ID
+
+
 def test_trusted_proxies_match_networks() -> None:
     proxies = TrustedProxies(parse_networks("127.0.0.0/8, ::1 10.0.0.0/24"))
     assert proxies.trusts("127.0.0.1")

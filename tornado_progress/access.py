@@ -12,10 +12,14 @@ from pathlib import Path
 
 from .model import Forbidden, ModelError
 
-# Proxy headers that set what the client cannot know by itself: its address and the server's
-# public scheme, host, port and path prefix.
+# The id a proxy that routes jobs by their id chose for a create without a jobid: the one it
+# routed the create by, so that the job's later requests reach this same process.
+NEW_JOBID_HEADER = "X-Progress-New-Jobid"
+# Proxy headers that set what the client cannot know by itself: its address, the server's
+# public scheme, host, port and path prefix, and a routed create's id.
 PROXY_HEADERS = frozenset({"X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Scheme",
-                           "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix"})
+                           "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix",
+                           NEW_JOBID_HEADER})
 # Fetch metadata that a browser sends with a request another site's page made; scripts, curl
 # and requests send none of it.
 _CROSS_SITE = frozenset({"cross-site", "same-site"})

@@ -234,12 +234,20 @@ class FormHandler(ApiHandler):
 class CreateHandler(FormHandler):
     def respond(self) -> None:
         given = self.arg("jobid")
-        # No jobid: the server chooses one that nobody can guess (128 random bits).
-        jobid = secrets.token_urlsafe(16) if given is None else params.identifier("jobid", given)
+        jobid = self.new_jobid() if given is None else params.identifier("jobid", given)
         desc, truncated = params.description(self.arg("desc", lenient=True))
         job = self.store.create(jobid, desc, self.write_key(), self.client())
         self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
                          "truncated": truncated, **self.job_urls(job.jobid)})
+
+
+    def new_jobid(self) -> str:
+        """An id nobody can guess (128 random bits), or the one a trusted proxy that routes
+        jobs by id chose (the server removes the header from anyone else)."""
+        routed = self.request.headers.get(access.NEW_JOBID_HEADER)
+        if routed and len(routed) >= params.NEW_JOBID_MIN_CHARS:
+            return params.identifier(access.NEW_JOBID_HEADER, routed)
+        return secrets.token_urlsafe(16)
 
 
 class UpdateHandler(FormHandler):

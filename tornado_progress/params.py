@@ -20,6 +20,9 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # What reaches a user in a sentence: enough to recognise the value, never a flood.
 _QUOTE_MAX = 60
+# A routed create's id chosen by the proxy: at least 96 bits, as nginx's 32-hex-digit
+# $request_id is; anything shorter is not taken.
+NEW_JOBID_MIN_CHARS = 24
 
 
 def quoted(value: str) -> str:
