@@ -5,13 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Debian packages: cairo headers and pkg-config to build pycairo, and the font the renderer
-# draws with (install-system-packages adds python3-venv where it is missing); the browser
-# tests also need chromium, which only `make test` installs.
-DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core
+# Debian packages: cairo headers and pkg-config to build pycairo, the font the renderer draws
+# with, and nginx with its njs module for `make cluster` (install-system-packages adds
+# python3-venv where it is missing); the browser tests also need chromium, which only
+# `make test` installs.
+DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core nginx libnginx-mod-http-js
 TEST_DEB_PACKAGES := chromium
 
-.PHONY: setup system-packages test-system-packages run test lint bench bench-setup stress clean
+.PHONY: setup system-packages test-system-packages run cluster test lint bench bench-setup \
+	stress clean
 
 setup: system-packages $(VENV)/.installed
 
@@ -31,8 +33,15 @@ run: setup
 	@echo "Serving the demo job at http://$(HOST):$(PORT)/progress/show?jobid=demo1"
 	$(PY) -m tornado_progress --host $(HOST) --port $(PORT) --demo
 
+# N backends on free local ports behind a foreground nginx on PORT, every file of theirs in
+# cluster/ (see deploy/README.md). Ctrl-C stops them all, each backend writing its snapshot.
+BACKENDS ?= 2
+
+cluster: setup
+	$(PY) -m tools.cluster --backends $(BACKENDS) --host $(HOST) --port $(PORT)
+
 lint: setup
-	$(VENV)/bin/ruff check tornado_progress tests bench
+	$(VENV)/bin/ruff check tornado_progress tests bench tools
 	$(VENV)/bin/mypy
 
 test: setup test-system-packages lint
