@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tests.serverproc import free_port
 
@@ -44,6 +45,13 @@ def call(connection: http.client.HTTPConnection, method: str, path: str,
     data = response.read()
     kind = response.getheader("Content-Type") or ""
     return response.status, json.loads(data) if "json" in kind else data.decode()
+
+
+def typed(jobid: str) -> str:
+    """A jobid as typed into curl without encoding: `+` for a space, raw `:` `/` `+` and
+    non-ASCII, only what would break the URL escaped."""
+    return "".join("+" if ch == " " else quote(ch, safe="") if ch in "&=#%?" else ch
+                   for ch in jobid)
 
 
 def get_json(url: str, timeout: float = 10.0) -> tuple[int, Any]:
@@ -156,4 +164,5 @@ def running_cluster(folder: Path, backends: int, *backend_args: str,
         cluster.stop()
 
 
-__all__ = ["ClusterProcess", "RawConnection", "alive", "call", "get_json", "running_cluster"]
+__all__ = ["ClusterProcess", "RawConnection", "alive", "call", "get_json", "running_cluster",
+           "typed"]

@@ -29,6 +29,7 @@ from tests.browser_support import (
     show_url,
     watched_page,
 )
+from tests.clusterproc import call, running_cluster, typed
 from tests.serverproc import ServerProcess, running_server
 from tornado_progress import palette
 
@@ -391,3 +392,23 @@ def test_another_sites_page_cannot_delete_or_replace_a_job(browser: Browser,
     job = json.loads(urllib.request.urlopen(
         f"{server.base_url}/progress/status?{query}", timeout=10).read())
     assert [worker["workid"] for worker in job["workers"]] == ["w1"]
+
+
+def test_the_page_through_nginx_follows_a_job_however_its_workers_spell_it(
+        browser: Browser, tmp_path: Path) -> None:
+    """The page asks with encodeURIComponent, curl sends `:` and `+` raw, requests sends a
+    form: through nginx with three backends, all of them reach the job's one backend."""
+    jobid = "u1:run 2026-11-30T04:09:17+00:00"
+    with running_cluster(tmp_path, 3) as cluster, cluster.connect() as connection:
+        page, watch = watched_page(browser, cluster.base_url)
+        send(cluster.base_url, "create", jobid=jobid, desc="through nginx")
+        open_show(page, cluster.base_url, jobid)
+        status, _ = call(connection, "GET",
+                         f"/progress/update?jobid={typed(jobid)}&workid=curl&current=1&total=2")
+        assert status == 200
+        expect(row(page, "curl")).to_have_count(1, timeout=WAIT_MS)
+        send(cluster.base_url, "update", jobid=jobid, workid="requests", current=2, total=2)
+        expect(row(page, "requests")).to_have_count(1, timeout=WAIT_MS)
+        expect(page.locator("#workers .worker")).to_have_count(2)
+        watch.assert_clean()
+        page.context.close()

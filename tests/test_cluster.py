@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from tests.clusterproc import ClusterProcess, alive, call, get_json, running_cluster
+from tests.clusterproc import ClusterProcess, alive, call, get_json, running_cluster, typed
 from tornado_progress.model import Store
 from tornado_progress.snapshots import Snapshotter
 
@@ -42,13 +42,6 @@ def job_names(count: int) -> list[str]:
         lambda i: f"emoji🙂{i}",
     ]
     return [patterns[i % len(patterns)](i) for i in range(count)]
-
-
-def typed(jobid: str) -> str:
-    """As typed into curl without encoding: `+` for a space, raw `:` `/` `+` and non-ASCII,
-    only what would break the URL escaped."""
-    return "".join("+" if ch == " " else quote(ch, safe="") if ch in "&=#%?" else ch
-                   for ch in jobid)
 
 
 def lower_hex(encoded: str) -> str:
