@@ -123,8 +123,8 @@ function bodyJobids(r) {
     var contentType = r.headersIn['Content-Type'] || '';
     var isForm = contentType.indexOf('application/x-www-form-urlencoded') === 0;
     var isMultipart = contentType.indexOf('multipart/form-data') === 0;
-    if (!isForm && !isMultipart) {
-        return [];  // Tornado reads fields only from these two kinds of body
+    if ((!isForm && !isMultipart) || (isForm && r.headersIn['Content-Encoding'])) {
+        return [];  // Tornado reads fields only from these bodies, and no compressed form
     }
     var body;
     try {
