@@ -265,6 +265,30 @@ async def test_wrong_method_and_unknown_path_are_json(fetch: Fetch,
 
 
 @pytest.mark.gen_test
+async def test_every_json_answer_ends_with_one_newline(fetch: Fetch, http_client: AsyncHTTPClient,
+                                                       base_url: str) -> None:
+    created = as_json(await fetch("create", jobid="nl"))
+    answers = [
+        await fetch("create", jobid="nl"),
+        await fetch("update", jobid="nl", workid="w", current=1, total=2),
+        await fetch("status", jobid="nl"),
+        await fetch("poll", jobid="nl", since=0),
+        await fetch("poll", jobid="nl", since=created["version"]),
+        await fetch("poll", jobid="nl", since=10**15, timeout=0),
+        await fetch("health"),
+        await fetch("status", jobid="nope"),
+        await fetch("update", jobid="nl"),
+        await fetch("status", method="POST", jobid="nl"),
+        await raw(http_client, base_url, "/progress/nothing"),
+        await raw(http_client, base_url, "/progress/static/nothing.js"),
+        await fetch("delete", jobid="nl"),
+    ]
+    for answer in answers:
+        assert answer.headers["Content-Type"].startswith("application/json"), answer.effective_url
+        assert answer.body.endswith(b"}\n") and answer.body.count(b"\n") == 1, answer.body
+
+
+@pytest.mark.gen_test
 async def test_oversized_body_is_413_with_a_sentence(fetch: Fetch, store: Store) -> None:
     response = await fetch("update", method="POST", body="desc=" + "x" * 70_000 + "&jobid=j"
                            "&workid=w&current=1&total=2")

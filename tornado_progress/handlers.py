@@ -260,9 +260,7 @@ class UpdateHandler(FormHandler):
         ok = params.flag("ok", self.arg("ok"), default=True)
         worker = self.store.update(jobid, workid, current, total, desc, ok, self.write_key(),
                                    self.client())
-        # Formatted by hand: this is the answer every worker waits for.
-        self.write_bytes(b'{"version":%d,"truncated":%s}'
-                         % (worker.version, b"true" if truncated else b"false"))
+        self.write_bytes(views.update_answer(worker.version, truncated))
 
 
 class DeleteHandler(FormHandler):

@@ -127,22 +127,34 @@ def sorted_workers(job: JobView) -> list[Worker]:
     return sorted(job.workers, key=lambda worker: natural_key(worker.workid))
 
 
-def encode(document: Any) -> bytes:
+def _dumps(document: Any) -> bytes:
     # allow_nan=False: NaN and Infinity are not JSON, and a client's parser would refuse the
     # whole answer; better a loud error here, found by the tests.
     return json.dumps(document, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":")).encode()
 
 
+def encode(document: Any) -> bytes:
+    """A JSON answer's body. It ends with a newline, so that curl leaves the prompt on a
+    line of its own and a stream of answers reads as JSON lines."""
+    return _dumps(document) + b"\n"
+
+
+def update_answer(version: int, truncated: bool) -> bytes:
+    """`encode({"version": ..., "truncated": ...})` formatted by hand: the answer every worker
+    waits for."""
+    return b'{"version":%d,"truncated":%s}\n' % (version, b"true" if truncated else b"false")
+
+
 def encode_job(job: JobView, workers: list[Worker], full: bool, now: float,
                stale_after: float) -> bytes:
     """`encode(job_json(...))`, with the workers encoded `ENCODE_CHUNK` at a time."""
-    head = encode(job_json(job, [], full, now, stale_after))
-    pieces = [encode([worker_json(worker, now, stale_after)
+    head = _dumps(job_json(job, [], full, now, stale_after))
+    pieces = [_dumps([worker_json(worker, now, stale_after)
                       for worker in workers[start:start + ENCODE_CHUNK]])[1:-1]
               for start in range(0, len(workers), ENCODE_CHUNK)]
     # "workers" is the last field: its empty list and the closing brace end the head.
-    return head[:-3] + b"[" + b",".join(pieces) + b"]}"
+    return head[:-3] + b"[" + b",".join(pieces) + b"]}\n"
 
 
 def full_body(job: JobView, now: float, stale_after: float) -> bytes:
