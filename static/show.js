@@ -23,7 +23,7 @@
   const staleAfter = Number(root.dataset.staleAfter);
 
   const state = {
-    jobid: '', desc: '', created: 0, updated: 0, generation: null, version: 0,
+    jobid: '', desc: '', created: 0, updated: 0, generation: null, version: 0, expected: 0,
     entries: new Map(),  // workid -> entry of show-rows.js
     sort: 'name', barWidth: 0, gone: false,
     clock: { server: 0, perf: 0 },
@@ -58,6 +58,7 @@
     }
     if (state.gone) setGone(false);
     if (body.desc !== undefined) state.desc = body.desc;
+    if (body.summary) state.expected = body.summary.expected || 0;
     if (body.jobid !== undefined) state.jobid = body.jobid;
     if (body.created !== undefined) state.created = body.created;
     if (body.updated !== undefined) state.updated = body.updated;
@@ -143,7 +144,10 @@
       }
     }
     const total = state.entries.size;
-    return { counts, total, fraction: total ? fractionSum / total : 0, eta };
+    // Workers the job expects but has not heard from count as 0 % and leave the ETA unknown.
+    const over = Math.max(total, state.expected);
+    return { counts, total, fraction: over ? fractionSum / over : 0,
+             eta: over > total ? null : eta };
   }
 
   function renderHeader(now) {
@@ -159,7 +163,9 @@
     for (const key of ['ok', 'stale', 'done', 'failed']) {
       setText($(`count-${key}`), String(summary.counts[key]));
     }
-    setText($('worker-count'), `${F.count(summary.total)} worker${summary.total === 1 ? '' : 's'}`);
+    const workers = `${F.count(summary.total)} worker${summary.total === 1 ? '' : 's'}`;
+    setText($('worker-count'), state.expected > summary.total
+      ? `${workers} of ${F.count(state.expected)} expected` : workers);
     $('empty').hidden = summary.total > 0;
     $('columns').hidden = summary.total === 0;
     renderTimes(now, summary);

@@ -405,3 +405,35 @@ async def test_a_refused_long_request_line_is_logged_cut(fetch: Fetch,
     assert line.startswith("400 GET /progress/status?jobid=xxx")
     assert "(50023 characters)" in line
     assert len(line) < 400
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("limits", [Limits(keep_seconds=600, max_keep_seconds=86400)])
+async def test_create_takes_maxage_capped_and_expected_workers(fetch: Fetch) -> None:
+    mwa = as_json(await fetch("create", jobid="417", desc="pabeam", maxage="43200"))
+    assert (mwa["maxage"], mwa["workers"]) == (43200, None)
+    capped = as_json(await fetch("create", jobid="long", maxage="1e9", workers="40"))
+    assert (capped["maxage"], capped["workers"]) == (86400, 40)
+    assert as_json(await fetch("create", jobid="plain"))["maxage"] == 600
+    await fetch("update", jobid="long", workid="w", current=1, total=1)
+    summary = as_json(await fetch("status", jobid="long"))["summary"]
+    assert (summary["workers"], summary["waiting"], summary["fraction"]) == (1, 39, 1 / 40)
+    for params, sentence in ((dict(maxage="0"), "maxage must be a number of seconds > 0"),
+                             (dict(workers="0"), "workers must be a whole number >= 1"),
+                             (dict(workers="200000"), "workers must be an integer from 1 to")):
+        answer = await fetch("create", jobid="bad", **params)
+        assert answer.code == 400 and as_json(answer)["error"].startswith(sentence)
+    assert (await fetch("status", jobid="bad")).code == 404
+
+
+@pytest.mark.gen_test
+async def test_update_takes_a_shell_exit_status(fetch: Fetch) -> None:
+    for workid, exit_status in (("good", 0), ("bad", 1), ("worse", 137)):
+        answer = await fetch("update", jobid="sh", workid=workid, current=1, total=2,
+                             exit=exit_status)
+        assert answer.code == 200
+    workers = {w["workid"]: w for w in as_json(await fetch("status", jobid="sh"))["workers"]}
+    assert [(w["ok"], w["desc"], w["state"]) for w in workers.values()] == [
+        (False, "exit 1", "failed"), (True, "", "running"), (False, "exit 137", "failed")]
+    refused = await fetch("update", jobid="sh", workid="x", current=1, total=2, exit=2, ok=1)
+    assert refused.code == 400 and "disagree" in as_json(refused)["error"]

@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import FakeClock
 from tornado_progress.model import (
+    BadParameter,
     Forbidden,
     LimitReached,
     Limits,
@@ -306,3 +307,29 @@ def test_a_full_table_of_clients_forgets_the_least_active_half(clock: FakeClock)
     assert rate.take("a", clock())  # a is now the most recently active
     assert rate.take("e", clock())
     assert list(rate._buckets) == ["d", "a", "e"]
+
+
+def test_a_jobs_own_maxage_decides_its_expiry_capped_by_the_server(clock: FakeClock) -> None:
+    store, _ = make_store(clock, keep_seconds=100, max_keep_seconds=1000)
+    short = store.create("short", "", keep_seconds=10)
+    long = store.create("long", "", keep_seconds=10**9)
+    store.create("default", "")
+    assert (store.keep_seconds(short), store.keep_seconds(long)) == (10, 1000)
+    clock.advance(11)
+    assert store.find("short") is None and store.find("default") is not None
+    clock.advance(100)
+    assert store.sweep() == ["default"]
+    clock.advance(900)
+    assert store.find("long") is None
+
+
+def test_expected_workers_are_the_new_jobs_own_and_bounded(clock: FakeClock) -> None:
+    store, _ = make_store(clock, max_workers_per_job=50)
+    assert store.create("j", "", expected=50).expected == 50
+    for bad in (0, 51):
+        with pytest.raises(BadParameter, match="workers must be an integer from 1 to 50"):
+            store.create("j", "", expected=bad)
+    assert store.get("j").expected == 50  # a refused create changes nothing
+    store.update("j", "w", 1, 2, "", True)
+    assert store.get("j").expected == 50  # updates keep it
+    assert store.create("j", "").expected is None  # a re-create sets its own

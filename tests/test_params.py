@@ -95,3 +95,50 @@ def test_version_cursor() -> None:
     assert params.version("since", "0") == 0
     with pytest.raises(BadParameter, match=r"^since must be a whole number >= 0, got '-1'$"):
         params.version("since", "-1")
+
+
+@pytest.mark.parametrize(("ok", "exit", "desc", "expected"), [
+    (None, None, "", (True, "")),
+    (None, "0", "fine", (True, "fine")),
+    (None, "1", "", (False, "exit 1")),
+    (None, " 255 ", "disk full", (False, "exit 255: disk full")),
+    ("1", "0", "", (True, "")),
+    ("0", "3", "", (False, "exit 3")),
+])
+def test_a_shell_exit_status_decides_ok_and_names_itself(
+        ok: str | None, exit: str | None, desc: str, expected: tuple[bool, str]) -> None:
+    assert params.outcome(ok, exit, desc) == expected
+
+
+@pytest.mark.parametrize(("ok", "exit", "sentence"), [
+    (None, "256", "exit must be a shell exit status, a whole number from 0 to 255, got '256'"),
+    (None, "-1", "exit must be a shell exit status"),
+    (None, "x", "exit must be a shell exit status"),
+    ("1", "2", "ok='1' and exit=2 disagree"),
+    ("0", "0", "ok='0' and exit=0 disagree"),
+])
+def test_a_bad_or_contradicted_exit_status_is_refused(ok: str | None, exit: str,
+                                                       sentence: str) -> None:
+    with pytest.raises(BadParameter, match=sentence.replace("(", r"\(").replace(")", r"\)")):
+        params.outcome(ok, exit, "")
+
+
+def test_the_exit_desc_stays_within_the_desc_limit() -> None:
+    assert len(params.outcome(None, "9", "d" * 1024)[1]) == 1024
+
+
+@pytest.mark.parametrize(("text", "value"), [("43200", 43200.0), ("0.5", 0.5), (" 1e3", 1000.0)])
+def test_maxage_is_seconds_above_zero(text: str, value: float) -> None:
+    assert params.seconds("maxage", text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "nan", "inf", "1e999", "soon", ""])
+def test_a_bad_maxage_is_refused(text: str) -> None:
+    with pytest.raises(BadParameter, match="maxage must be a number of seconds > 0"):
+        params.seconds("maxage", text)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "2.5", "many", ""])
+def test_a_bad_worker_count_is_refused(text: str) -> None:
+    with pytest.raises(BadParameter, match="workers must be a whole number >= 1"):
+        params.count("workers", text)

@@ -1,5 +1,6 @@
 """Snapshots: round trip, atomic writes, damaged files set aside, bounded reads, expiry, every
-value read validated (issue 8), id collisions merged, job keys kept (schema 2)."""
+value read validated (issue 8), id collisions merged, job keys kept (schema 2), jobs' own keep
+times and expected workers kept (schema 3)."""
 
 from __future__ import annotations
 
@@ -249,15 +250,17 @@ def test_files_written_with_another_chunk_size_still_load(clock: FakeClock,
 
 def test_a_keyed_job_keeps_its_key_across_a_restart(clock: FakeClock, tmp_path: Path) -> None:
     store = Store(Limits(keep_seconds=1000), clock=clock)
-    store.create("locked", "a protected job", write_key="s3cret-key")
+    store.create("locked", "a protected job", write_key="s3cret-key", keep_seconds=50.5,
+                 expected=12)
     store.update("locked", "w", 1, 2, "", True, write_key="s3cret-key")
     store.update("open", "w", 1, 2, "", True)
     path = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
-    assert next(msgpack.Unpacker(io.BytesIO(path.read_bytes())))["schema"] == 2
+    assert next(msgpack.Unpacker(io.BytesIO(path.read_bytes())))["schema"] == 3
     loaded = Store(Limits(keep_seconds=1000), clock=clock)
     assert Snapshotter(loaded, tmp_path).load() == path
-    assert loaded.get("locked").write_key == "s3cret-key"
-    assert loaded.get("open").write_key is None
+    locked, open_job = loaded.get("locked"), loaded.get("open")
+    assert (locked.write_key, locked.keep_seconds, locked.expected) == ("s3cret-key", 50.5, 12)
+    assert (open_job.write_key, open_job.keep_seconds, open_job.expected) == (None, None, None)
 
 
 # --- every value read is validated ---------------------------------------------------------
@@ -273,6 +276,8 @@ def parts(jobid: str, version: int, schema: int) -> list[Any]:
     job: list[Any] = [jobid, "a job", NOW - 10, NOW, version - 1, version - 5, 1, 1]
     if schema >= 2:
         job.append(None)  # the write_key
+    if schema >= 3:
+        job += [None, None]  # the job's own keep time and expected workers
     worker = ["w", 1, 10, "working", True, NOW, version - 2, 0.5]
     return [header, job, [worker], {"end": True, "jobs": 1}]
 
@@ -344,7 +349,7 @@ def check_newest_set_aside(clock: FakeClock, folder: Path, newest: Path) -> None
     assert aside.name.startswith(newest.name)
 
 
-@pytest.mark.parametrize("schema", [1, 2])
+@pytest.mark.parametrize("schema", [1, 2, 3])
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
 def test_a_file_with_a_bad_value_is_set_aside_whole(clock: FakeClock, tmp_path: Path,
                                                     case: str, schema: int) -> None:
@@ -366,6 +371,15 @@ def test_a_bad_write_key_sets_the_file_aside(clock: FakeClock, tmp_path: Path,
     check_newest_set_aside(clock, tmp_path, write_parts(tmp_path, V, objects))
 
 
+@pytest.mark.parametrize("field, value", [(9, 0.0), (9, -1.0), (9, NAN), (9, "1 day"),
+                                          (10, 0), (10, 2.5), (10, True), (10, "12")])
+def test_a_bad_keep_time_or_expected_count_sets_the_file_aside(
+        clock: FakeClock, tmp_path: Path, field: int, value: Any) -> None:
+    objects = parts("newest", V, 3)
+    objects[1][field] = value
+    check_newest_set_aside(clock, tmp_path, write_parts(tmp_path, V, objects))
+
+
 def test_a_schema_1_record_with_a_write_key_is_set_aside(clock: FakeClock,
                                                           tmp_path: Path) -> None:
     objects = parts("newest", V, 1)
@@ -373,7 +387,7 @@ def test_a_schema_1_record_with_a_write_key_is_set_aside(clock: FakeClock,
     check_newest_set_aside(clock, tmp_path, write_parts(tmp_path, V, objects))
 
 
-@pytest.mark.parametrize("schema", [1, 2])
+@pytest.mark.parametrize("schema", [1, 2, 3])
 def test_the_valid_files_of_these_tests_load(clock: FakeClock, tmp_path: Path,
                                              schema: int) -> None:
     """The cases above change one value of this file, which loads as it is."""

@@ -32,3 +32,31 @@ def test_summary_counts_add_up_and_eta_is_the_slowest(clock: FakeClock) -> None:
 def test_percent_rounds_down_so_100_means_done() -> None:
     assert [views.percent(f) for f in (0.0, 0.999, 1.0, 1.5, 0.29, 0.57)] == [0, 99, 100, 100,
                                                                               29, 57]
+
+
+def test_expected_workers_not_heard_from_count_as_waiting_at_zero(clock: FakeClock) -> None:
+    store = Store(clock=clock)
+    store.create("j", "", expected=100)
+    for workid in ("a", "b", "c"):
+        store.update("j", workid, 10, 10, "", True)
+    summary = views.summary(store.get("j").view(), clock(), stale_after=60)
+    assert (summary["workers"], summary["expected"], summary["waiting"]) == (3, 100, 97)
+    assert summary["fraction"] == 0.03  # not 100 %: 97 workers have not started
+    assert summary["eta_s"] is None
+    for index in range(120):  # more workers than expected: the fraction is over those seen
+        store.update("j", f"x{index}", 1, 2, "", True)
+    summary = views.summary(store.get("j").view(), clock(), stale_after=60)
+    assert summary["waiting"] == 0
+    assert summary["fraction"] == (3 + 60) / 123
+
+
+def test_each_worker_says_its_state_in_words(clock: FakeClock) -> None:
+    store = Store(clock=clock)
+    store.update("j", "quiet", 1, 10, "", True)
+    clock.advance(100)
+    store.update("j", "run", 1, 10, "", True)
+    store.update("j", "done", 10, 10, "", True)
+    store.update("j", "failed", 1, 10, "", False)
+    workers = [views.worker_json(worker, clock(), 60) for worker in store.get("j").workers.values()]
+    assert {w["workid"]: w["state"] for w in workers} == {
+        "quiet": "stale", "run": "running", "done": "done", "failed": "failed"}

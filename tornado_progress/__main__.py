@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds between snapshots (written only if anything changed)")
     parser.add_argument("--keep-days", type=_positive_float, default=7.0,
                         help="days a job is kept after its last create or update (decimal)")
+    parser.add_argument("--max-keep-days", type=_positive_float, default=30.0,
+                        help="the longest a job's own maxage (create's parameter) may keep it, "
+                             "in days (decimal)")
     parser.add_argument("--stale-after", type=_positive_float, default=300.0,
                         help="seconds without an update after which a running worker is stale")
     parser.add_argument("--poll-interval", type=_non_negative_float, default=0.08,
@@ -164,6 +167,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         snapshot_interval=args.snapshot_interval,
         limits=Limits(max_jobs=args.max_jobs, max_workers_per_job=args.max_workers_per_job,
                       max_workers=args.max_workers, keep_seconds=args.keep_days * 86400.0,
+                      max_keep_seconds=args.max_keep_days * 86400.0,
                       require_key=args.require_key,
                       new_jobs_per_minute=args.new_jobs_per_minute),
         stale_after=args.stale_after, poll_interval=args.poll_interval,

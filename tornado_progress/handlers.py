@@ -236,10 +236,12 @@ class CreateHandler(FormHandler):
         given = self.arg("jobid")
         jobid = self.new_jobid() if given is None else params.identifier("jobid", given)
         desc, truncated = params.description(self.arg("desc", lenient=True))
-        job = self.store.create(jobid, desc, self.write_key(), self.client())
+        job = self.store.create(jobid, desc, self.write_key(), self.client(),
+                                keep_seconds=params.seconds("maxage", self.arg("maxage")),
+                                expected=params.count("workers", self.arg("workers")))
         self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
-                         "truncated": truncated, **self.job_urls(job.jobid)})
-
+                         "truncated": truncated, "maxage": self.store.keep_seconds(job),
+                         "workers": job.expected, **self.job_urls(job.jobid)})
 
     def new_jobid(self) -> str:
         """An id nobody can guess (128 random bits), or the one a trusted proxy that routes
@@ -257,7 +259,7 @@ class UpdateHandler(FormHandler):
         current = params.number("current", self.arg("current"))
         total = params.number("total", self.arg("total"))
         desc, truncated = params.description(self.arg("desc", lenient=True))
-        ok = params.flag("ok", self.arg("ok"), default=True)
+        ok, desc = params.outcome(self.arg("ok"), self.arg("exit"), desc)
         worker = self.store.update(jobid, workid, current, total, desc, ok, self.write_key(),
                                    self.client())
         self.write_bytes(views.update_answer(worker.version, truncated))

@@ -111,14 +111,20 @@ def smoothed_rate(previous: Worker | None, current: Number, now: float) -> float
 class Job:
     """A job and its workers, kept in the order they last changed (oldest change first)."""
 
-    __slots__ = ("created", "desc", "generation", "jobid", "key", "updated", "version", "workers",
-                 "write_key")
+    __slots__ = ("created", "desc", "expected", "generation", "jobid", "keep_seconds", "key",
+                 "updated", "version", "workers", "write_key")
 
     def __init__(self, jobid: str, desc: str, now: float, version: int,
-                 write_key: str | None = None) -> None:
+                 write_key: str | None = None, keep_seconds: float | None = None,
+                 expected: int | None = None) -> None:
         self.jobid = jobid
         # The secret that update, delete and a re-create of this job must carry; None: open.
         self.write_key = write_key
+        # How long the job is kept after its last change (create's maxage); None: the
+        # server's --keep-days.
+        self.keep_seconds = keep_seconds
+        # How many workers the job expects (create's workers); None: those that reported.
+        self.expected = expected
         self.key = id_key(jobid)
         self.desc = desc
         self.created = now
@@ -150,7 +156,7 @@ class Job:
         """An immutable copy, cheap to take (workers are shared tuples), that another thread
         may read while the job changes."""
         return JobView(self.jobid, self.desc, self.version, self.generation, self.created,
-                       self.updated, tuple(self.workers.values()))
+                       self.updated, tuple(self.workers.values()), self.expected)
 
 
 class JobView(NamedTuple):
@@ -163,6 +169,7 @@ class JobView(NamedTuple):
     created: float
     updated: float
     workers: tuple[Worker, ...]
+    expected: int | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,8 @@ class Limits:
     # About 2 GB at the ~400 bytes a worker takes: the whole server, whatever the jobs.
     max_workers: int = 5_000_000
     keep_seconds: float = 7 * 86400.0
+    # The longest a job's own maxage may keep it (option --max-keep-days).
+    max_keep_seconds: float = 30 * 86400.0
     # Every new job must carry a key (option --require-key).
     require_key: bool = False
     # New jobs one client address may make in a minute (option --new-jobs-per-minute); 0: any.
@@ -242,10 +251,16 @@ class Store:
         self.version += 1
         return self.version
 
+    def keep_seconds(self, job: Job) -> float:
+        """How long `job` is kept after its last change."""
+        return self.limits.keep_seconds if job.keep_seconds is None else job.keep_seconds
+
+    def _expired(self, job: Job, now: float) -> bool:
+        return now - job.updated > self.keep_seconds(job)
+
     def _live(self, key: str, now: float | None = None) -> Job | None:
         job = self.jobs.get(key)
-        if job is not None and ((self.clock() if now is None else now) - job.updated
-                                > self.limits.keep_seconds):
+        if job is not None and self._expired(job, self.clock() if now is None else now):
             self._drop(key)
             return None
         return job
@@ -305,9 +320,17 @@ class Store:
         return self._live(id_key(jobid))
 
     def create(self, jobid: str, desc: str, write_key: str | None = None,
-               client: str = "") -> Job:
+               client: str = "", keep_seconds: float | None = None,
+               expected: int | None = None) -> Job:
         """Defines a job, replacing (and emptying) one of the same id: with the old one's key,
-        if it had one."""
+        if it had one. `keep_seconds` (capped by the limits) and `expected` workers are the
+        new job's own."""
+        if keep_seconds is not None:
+            keep_seconds = min(keep_seconds, self.limits.max_keep_seconds)
+        if expected is not None and not 1 <= expected <= self.limits.max_workers_per_job:
+            raise BadParameter(f"workers must be an integer from 1 to "
+                               f"{self.limits.max_workers_per_job} (option "
+                               f"--max-workers-per-job), got {expected}")
         key = id_key(jobid)
         now = self.clock()
         old = self._live(key, now)
@@ -320,7 +343,7 @@ class Store:
                 raise Forbidden(f"job {jobid!r} exists without a key, and a key protects only a "
                                 "new job: delete the job first, or use another jobid")
             self.worker_count -= len(old.workers)
-        job = Job(jobid, desc, now, self._next_version(), write_key)
+        job = Job(jobid, desc, now, self._next_version(), write_key, keep_seconds, expected)
         self.jobs[key] = job
         self.on_change(key)
         return job
@@ -370,8 +393,8 @@ class Store:
 
     def sweep(self) -> list[str]:
         """Drops every expired job; returns their keys."""
-        deadline = self.clock() - self.limits.keep_seconds
-        expired = [key for key, job in self.jobs.items() if job.updated < deadline]
+        now = self.clock()
+        expired = [key for key, job in self.jobs.items() if self._expired(job, now)]
         for key in expired:
             self._drop(key)
         return expired
@@ -380,9 +403,9 @@ class Store:
         """Replaces the state with jobs read from a snapshot, dropping any that expired since."""
         self.jobs = {}
         self.worker_count = 0
-        deadline = self.clock() - self.limits.keep_seconds
+        now = self.clock()
         for job in jobs:
-            if job.updated >= deadline:
+            if not self._expired(job, now):
                 self.jobs[job.key] = job
                 self.worker_count += len(job.workers)
         self.version = max(self.version, version)

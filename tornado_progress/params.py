@@ -114,3 +114,43 @@ def version(name: str, value: str | None) -> int:
     if match is None:
         raise BadParameter(f"{name} must be a whole number >= 0, got {quoted(text)}")
     return int(match.group(1))
+
+
+def seconds(name: str, value: str | None) -> float | None:
+    """Optional seconds, a decimal > 0 (create's maxage)."""
+    if value is None:
+        return None
+    text = value.strip()
+    parsed = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if not (math.isfinite(parsed) and parsed > 0):
+        raise BadParameter(f"{name} must be a number of seconds > 0, got {quoted(value)}")
+    return parsed
+
+
+def count(name: str, value: str | None) -> int | None:
+    """An optional whole number >= 1 (create's workers); its upper bound is the model's."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not _INT.fullmatch(text) or int(text) < 1:
+        raise BadParameter(f"{name} must be a whole number >= 1, got {quoted(value)}")
+    return int(text)
+
+
+def outcome(ok_value: str | None, exit_value: str | None, desc: str) -> tuple[bool, str]:
+    """A worker's ok flag and desc from `ok` and a shell's `exit` status: exit 0 is ok, any
+    other status failed, and the desc then starts with "exit N" so that every view shows it."""
+    ok = flag("ok", ok_value, default=True)
+    if exit_value is None:
+        return ok, desc
+    text = exit_value.strip()
+    status = int(text) if _INT.fullmatch(text) else -1
+    if not 0 <= status <= 255:
+        raise BadParameter(f"exit must be a shell exit status, a whole number from 0 to 255, "
+                           f"got {quoted(exit_value)}")
+    if ok_value is not None and ok != (status == 0):
+        raise BadParameter(f"ok={quoted(ok_value)} and exit={status} disagree: exit 0 means ok, "
+                           "any other status failed; send one of them")
+    if status == 0:
+        return True, desc
+    return False, (f"exit {status}: {desc}" if desc else f"exit {status}")[:DESC_MAX_CHARS]

@@ -55,6 +55,7 @@ class ChartInput:
     workers: tuple[Worker, ...]
     now: float
     stale_after: float
+    expected: int | None = None  # workers the job expects (create's workers)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Layout:
 
 
 def chart_summary(chart: ChartInput) -> dict[str, Any]:
-    return views.summary_of(chart.workers, chart.now, chart.stale_after)
+    return views.summary_of(chart.workers, chart.now, chart.stale_after, chart.expected)
 
 
 def order_key(worker: Worker) -> tuple[tuple[int, int | str], ...]:
@@ -165,7 +166,8 @@ def draw_legend(ctx: Any, counts: dict[str, Any], when: str, top: float, width: 
     set_font(ctx, SMALL_SIZE)
     swatch, line_h, right = 9.0, 18.0, width - MARGIN
     x, baseline = MARGIN, top + SMALL_SIZE
-    for name, colour in _LEGEND:
+    waiting = (("waiting", "track"),) if counts.get("waiting") else ()  # expected, not seen
+    for name, colour in (*_LEGEND, *waiting):
         label = f"{counts[name]} {name}"
         item_w = swatch + 4 + text_width(ctx, label)
         if x > MARGIN and x + item_w > right:
@@ -383,7 +385,7 @@ def render_chart(chart: ChartInput, width: int, scale: float) -> bytes:
         # every string as ASCII escapes rather than not at all.
         escaped = ChartInput(plain(chart.jobid), plain(chart.desc), tuple(
             w._replace(workid=plain(w.workid), desc=plain(w.desc)) for w in chart.workers),
-            chart.now, chart.stale_after)
+            chart.now, chart.stale_after, chart.expected)
         if escaped == chart:
             raise
         return render_chart(escaped, width, scale)

@@ -204,7 +204,7 @@ class RenderHandler(ApiHandler):
         picture = self.answers.get(key.cache_key)
         if picture is None:
             chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), now,
-                                      self.config.stale_after)
+                                      self.config.stale_after, job.expected)
             refusal = too_many_pixels(width, render.picture_height(chart, width), scale,
                                       self.config.max_render_pixels)
             if refusal is not None:  # before any surface is made

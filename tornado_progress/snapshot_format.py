@@ -19,9 +19,12 @@ import msgpack
 from .model import DESC_MAX_CHARS, ID_MAX_CHARS, KEY_MIN_CHARS, Job, Store, Worker, id_key
 
 FORMAT = "tornado_progress-snapshot"
-# Schema 2 added the job's write_key; schema-1 files still load, their jobs open to anyone.
-SCHEMA = 2
-READABLE_SCHEMAS = (1, 2)
+# Schema 2 added the job's write_key, schema 3 its own keep time (create's maxage) and expected
+# workers. Older files still load: their jobs open to anyone, kept --keep-days.
+SCHEMA = 3
+READABLE_SCHEMAS = (1, 2, 3)
+# Fields of a job record by schema.
+_RECORD_SIZES = {1: 8, 2: 9, 3: 11}
 # Versions count microseconds since 1970; 2**53 lasts until 2255 and every version stays exact
 # as a JSON number. A bigger one in a file would make every later snapshot fail to pack.
 MAX_VERSION = 2**53
@@ -40,30 +43,34 @@ class SnapshotError(Exception):
     """A snapshot file that cannot be trusted."""
 
 
-# A job as a snapshot holds it, ending with its write_key. The 7-field form, without the key,
-# is still accepted by `write_stream` (bench/fixtures.py builds it) and writes an open job.
-JobCopy = (tuple[str, str, float, float, int, int, list[Worker], str | None]
+# A job as a snapshot holds it, ending with its write_key, keep time and expected workers. The
+# 7-field form is still accepted by `write_stream` (bench/fixtures.py builds it) and writes an
+# open job with the server's keep time.
+JobCopy = (tuple[str, str, float, float, int, int, list[Worker], str | None, float | None,
+                 int | None]
            | tuple[str, str, float, float, int, int, list[Worker]])
 
 
 def copy_state(store: Store) -> list[JobCopy]:
     """What a snapshot holds, copied by reference: cheap enough to do on the event loop."""
     return [(job.jobid, job.desc, job.created, job.updated, job.version, job.generation,
-             list(job.workers.values()), job.write_key) for job in store.jobs.values()]
+             list(job.workers.values()), job.write_key, job.keep_seconds, job.expected)
+            for job in store.jobs.values()]
 
 
 def write_stream(out: BinaryIO, jobs: list[JobCopy], version: int, saved_at: float) -> None:
     """Packs a snapshot. A job record is [jobid, desc, created, updated, version, generation,
-    worker count, chunk count, write_key]; schema 1 had no write_key."""
+    worker count, chunk count, write_key, keep_seconds, expected]; schema 1 ended at the chunk
+    count, schema 2 at the write_key."""
     packer = msgpack.Packer(use_bin_type=True)
     out.write(packer.pack({"format": FORMAT, "schema": SCHEMA, "version": version,
                            "saved_at": saved_at, "jobs": len(jobs)}))
     for job in jobs:
         jobid, desc, created, updated, job_version, generation, workers = job[:7]
-        write_key = job[7] if len(job) > 7 else None
+        write_key, keep_seconds, expected = job[7:] if len(job) > 7 else (None, None, None)
         chunks = (len(workers) + CHUNK - 1) // CHUNK
         out.write(packer.pack([jobid, desc, created, updated, job_version, generation,
-                               len(workers), chunks, write_key]))
+                               len(workers), chunks, write_key, keep_seconds, expected]))
         for start in range(0, len(workers), CHUNK):
             out.write(packer.pack(workers[start:start + CHUNK]))
     out.write(packer.pack({"end": True, "jobs": len(jobs)}))
@@ -146,11 +153,11 @@ def _workers(unpacker: msgpack.Unpacker, chunks: int, count: int, job_version: i
 
 def _job(unpacker: msgpack.Unpacker, schema: int, header_version: int) -> Job:
     record = unpacker.unpack()
-    size = 8 if schema == 1 else 9
+    size = _RECORD_SIZES[schema]
     _check(type(record) is tuple and len(record) == size,
            f"a job record is not a {size}-field array")
     jobid, desc, created, updated, version, generation, count, chunks = record[:8]
-    write_key = record[8] if schema >= 2 else None
+    write_key, keep_seconds, expected = (*record[8:], None, None, None)[:3]
     _check(_text(jobid, 1, ID_MAX_CHARS) and _text(desc, 0, DESC_MAX_CHARS),
            "a job's id or desc is not text of an allowed length")
     _check(_finite(created) and _finite(updated), "a job's created or updated is not finite")
@@ -158,9 +165,13 @@ def _job(unpacker: msgpack.Unpacker, schema: int, header_version: int) -> Job:
            "a job's version is above the file's, or its generation above its version")
     _check(write_key is None or _text(write_key, KEY_MIN_CHARS, ID_MAX_CHARS),
            "a job's write_key is not text of an allowed length")
+    _check(keep_seconds is None or (_finite(keep_seconds) and keep_seconds > 0),
+           "a job's keep time is not a number of seconds > 0")
+    _check(expected is None or (type(expected) is int and expected >= 1),
+           "a job's expected workers is not a whole number >= 1")
     _check(type(count) is int and type(chunks) is int and count >= 0 and 0 <= chunks <= count + 1,
            "a job's worker or chunk count is out of range")
-    job = Job(jobid, desc, created, generation, write_key)
+    job = Job(jobid, desc, created, generation, write_key, keep_seconds, expected)
     job.updated, job.version = updated, version
     job.workers = _workers(unpacker, chunks, count, version)
     return job

@@ -57,12 +57,17 @@ def worker_json(worker: Worker, now: float, stale_after: float) -> dict[str, Any
         "rate": worker.rate,
         "eta_s": eta,
         "stale": is_stale(worker, now, stale_after),
+        "state": STATE_NAMES[state(worker, now, stale_after)],
     }
 
 
 def is_stale(worker: Worker, now: float, stale_after: float) -> bool:
     """A running worker that has not been heard from for a while."""
     return worker.running and now - worker.updated > stale_after
+
+
+# The classification's names in the job JSON; "ok" is the palette's name for running.
+STATE_NAMES = {"ok": "running", "done": "done", "failed": "failed", "stale": "stale"}
 
 
 def state(worker: Worker, now: float, stale_after: float) -> str:
@@ -76,13 +81,16 @@ def state(worker: Worker, now: float, stale_after: float) -> str:
 
 
 def summary(job: JobView, now: float, stale_after: float) -> dict[str, Any]:
-    return summary_of(job.workers, now, stale_after)
+    return summary_of(job.workers, now, stale_after, job.expected)
 
 
-def summary_of(workers: Iterable[Worker], now: float, stale_after: float) -> dict[str, Any]:
-    """Counts by state (running, done, failed and stale add up to the workers), overall
-    fraction (the mean of the workers') and overall ETA (the slowest running worker's, None
-    while any running worker's speed is unknown; stale workers are left out of it)."""
+def summary_of(workers: Iterable[Worker], now: float, stale_after: float,
+               expected: int | None = None) -> dict[str, Any]:
+    """Counts by state (running, done, failed and stale add up to the workers; `waiting` are
+    the expected ones not heard from yet), overall fraction (the workers' fractions summed
+    over the larger of the expected and seen counts: a worker not started counts as 0) and
+    overall ETA (the slowest running worker's, None while any running worker's speed is
+    unknown or any expected worker has not started; stale workers are left out of it)."""
     counts = dict.fromkeys(("ok", "done", "failed", "stale"), 0)
     fraction_sum = 0.0
     eta: float | None = 0.0
@@ -96,14 +104,20 @@ def summary_of(workers: Iterable[Worker], now: float, stale_after: float) -> dic
             worker_left = worker_eta(worker)
             eta = None if eta is None or worker_left is None else max(eta, worker_left)
     running, stale = counts["ok"], counts["stale"]
+    waiting = max(0, (expected or 0) - count)
+    over = max(count, expected or 0)
+    if waiting:
+        eta = None
     return {
         "workers": count,
+        "expected": expected,
+        "waiting": waiting,
         "running": running,
         "done": counts["done"],
         "failed": counts["failed"],
         "stale": stale,
-        "fraction": fraction_sum / count if count else 0.0,
-        "eta_s": eta if running else (0.0 if count and not stale else None),
+        "fraction": fraction_sum / over if over else 0.0,
+        "eta_s": eta if running or waiting else (0.0 if count and not stale else None),
     }
 
 
