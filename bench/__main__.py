@@ -22,6 +22,7 @@ from typing import Any
 from bench.load import REPEATED
 from bench.report import Row, machine, table, write_json
 from bench.scenarios_load import Bench, snapshot_rounds, update_rounds
+from bench.scenarios_scale import scale_rounds
 from bench.scenarios_state import memory_and_startup, render_and_poll
 from bench.systems import Fleet
 
@@ -32,7 +33,9 @@ GROUPS: list[tuple[str, tuple[int, ...], Group]] = [
     ("snapshots of 100,000 workers", (3,), snapshot_rounds),
     ("memory and start-up", (4, 7), memory_and_startup),
     ("render and poll payload", (5, 6), render_and_poll),
+    ("update throughput through nginx, 1/2/3 backends vs one direct", (8,), scale_rounds),
 ]
+ALL_SCENARIOS = sorted(number for _, numbers, _ in GROUPS for number in numbers)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -42,16 +45,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of each A/B comparison (the median is reported)")
     parser.add_argument("--seconds", type=float, default=3.0,
-                        help="seconds of each wrk measurement (at most 5)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7",
+                        help="seconds of each wrk measurement (whole, at most 5)")
+    parser.add_argument("--only", default=",".join(str(number) for number in ALL_SCENARIOS),
                         help="comma-separated scenario numbers to run")
     parser.add_argument("--ours-arg", action="append", default=[], metavar="OPTION",
                         help="an option for our server, e.g. --ours-arg=--poll-interval=0.05 "
                              "(repeatable; memory and start-up keep the defaults)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
-    if not 1 <= args.rounds <= 9 or not 0.5 <= args.seconds <= 5:
-        parser.error("--rounds must be 1 to 9 and --seconds 0.5 to 5")
+    # wrk's -d takes whole seconds only.
+    if not 1 <= args.rounds <= 9 or not (1 <= args.seconds <= 5 and args.seconds.is_integer()):
+        parser.error("--rounds must be 1 to 9 and --seconds a whole number 1 to 5")
     return args
 
 

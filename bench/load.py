@@ -14,8 +14,8 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +91,10 @@ class WrkResult:
     # CPU of every other process on the machine (not the server, wrk or the benchmark's own
     # helpers), in cores: another session's work that disturbed this run.
     others_cpu: float = 0.0
+    # The server's CPU per wall second by part: {"server": ...} for one process, or e.g.
+    # nginx and backends for a server of several.
+    parts_cpu: dict[str, float] = field(default_factory=dict)
+    client_cpu: float = 0.0  # wrk's CPU seconds per wall second
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,21 +148,35 @@ def run_wrk(system: System, path: str, script: Path, seconds: float,
             helpers: Sequence[int] = (), connections: int = CONNECTIONS) -> WrkResult:
     """One wrk run of `seconds` against `system` at `path`, one thread, keep-alive.
     `helpers` are the process ids of the benchmark's own other processes (viewers)."""
+    return run_wrk_at(system.name, system.base + path, script, seconds,
+                      {"server": [system.process.pid]}, helpers, connections)
+
+
+def run_wrk_at(name: str, url: str, script: Path, seconds: float,
+               parts: Mapping[str, Sequence[int]], helpers: Sequence[int] = (),
+               connections: int = CONNECTIONS) -> WrkResult:
+    """One wrk run of `seconds` at `url` served by the processes of `parts` (process ids by
+    part, e.g. nginx and backends: together the server, whose CPU is measured); `helpers` are
+    the benchmark's own other processes, left out of the CPU of others."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
-               "--latency", "-s", str(script), system.base + path]
-    ours = [system.process.pid, *helpers]
-    before = [cpu_seconds(pid) for pid in ours]
+               "--latency", "-s", str(script), url]
+    watched = [*(pid for pids in parts.values() for pid in pids), *helpers]
+    before = {pid: cpu_seconds(pid) for pid in watched}
     busy, children, began = machine_busy_seconds(), children_cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 20,
                           check=False)
     wall = time.perf_counter() - began
-    used = [cpu_seconds(pid) - start for pid, start in zip(ours, before, strict=True)]
-    others = (machine_busy_seconds() - busy - sum(used)
-              - (children_cpu_seconds() - children)) / wall
+    used = {pid: cpu_seconds(pid) - start for pid, start in before.items()}
+    client = children_cpu_seconds() - children
+    others = (machine_busy_seconds() - busy - sum(used.values()) - client) / wall
     if done.returncode != 0:
-        raise RuntimeError(f"wrk failed against {system.name}: {done.stderr}{done.stdout}")
-    result = parse_wrk(system.name, done.stdout, used[0] / seconds)
+        raise RuntimeError(f"wrk failed against {name}: {done.stderr}{done.stdout}")
+    by_part = {part: sum(used[pid] for pid in set(pids)) / seconds
+               for part, pids in parts.items()}
+    result = parse_wrk(name, done.stdout, sum(by_part.values()))
     result.others_cpu = max(0.0, others)
+    result.parts_cpu = by_part
+    result.client_cpu = client / seconds
     return result
 
 
