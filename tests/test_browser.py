@@ -412,3 +412,20 @@ def test_the_page_through_nginx_follows_a_job_however_its_workers_spell_it(
         expect(page.locator("#workers .worker")).to_have_count(2)
         watch.assert_clean()
         page.context.close()
+
+
+def test_the_home_page_opens_a_job_and_keeps_its_list_live(browser: Browser,
+                                                           tmp_path: Path) -> None:
+    with running_server(tmp_path / "snapshots", "--list-jobs") as listing:
+        send(listing.base_url, "update", jobid="u1:first", workid="w", current=1, total=4)
+        page, watch = watched_page(browser, listing.base_url)
+        page.goto(f"{listing.base_url}/")
+        expect(page.locator("#jobs tr")).to_have_count(1)
+        send(listing.base_url, "create", jobid="second <job>", workers=2)
+        expect(page.locator("#jobs tr").first).to_contain_text("second <job>", timeout=WAIT_MS)
+        page.fill("#open-jobid", "u1:first")
+        page.click(".open-job button")
+        expect(page.locator("#show.is-live")).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("#workers .worker")).to_have_count(1)
+        watch.assert_clean()
+        page.context.close()

@@ -107,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CSP frame-ancestors of the show page: who may embed it in a "
                              "frame (sources such as https://wiki.example, '*' for anyone, "
                              "\"'none'\" for nobody)")
+    parser.add_argument("--list-jobs", action="store_true",
+                        help="the home page lists the jobs and the jobs endpoint answers (off "
+                             "by default: a job's id may be all that keeps it private)")
     parser.add_argument("--demo", action="store_true",
                         help="also run simulated workers feeding the job demo1")
     parser.add_argument("--log-level", default="info",
@@ -178,7 +181,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         send_timeout=args.send_timeout,
         cache_bytes=int(args.cache_mb * 2**20), max_render_pixels=args.max_render_pixels,
         write_tokens=access.read_tokens(args.write_tokens) if args.write_tokens else frozenset(),
-        trusted_proxies=args.trusted_proxies, frame_ancestors=args.frame_ancestors)
+        trusted_proxies=args.trusted_proxies, frame_ancestors=args.frame_ancestors,
+        list_jobs=args.list_jobs)
 
 
 async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from tornado import web
 from tornado.log import access_log
 
-from . import handlers, pages, palette, render_handler, views
+from . import handlers, home, pages, palette, render_handler, views
 from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
@@ -83,9 +83,12 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         ("health", handlers.HealthHandler),
         ("show", pages.ShowHandler),
         ("render", render_handler.RenderHandler),
+        ("jobs", home.JobsHandler),
+        ("", home.HomeHandler),
     ]
     return web.Application(
-        [(rf"/progress/{name}", handler, deps) for name, handler in routes],
+        [(rf"/progress/{name}", handler, deps) for name, handler in routes]
+        + [("/", home.RootRedirect, deps)],
         template_path=str(resource_dir("templates")),
         static_path=str(resource_dir("static")),
         static_url_prefix="/progress/static/",

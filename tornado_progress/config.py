@@ -37,3 +37,5 @@ class Settings:
     write_tokens: frozenset[str] = frozenset()
     trusted_proxies: tuple[str, ...] = LOOPBACK
     frame_ancestors: str = "'self'"
+    # The home page lists the jobs, and `jobs` answers (off by default: ids may be private).
+    list_jobs: bool = False

@@ -11,6 +11,7 @@ pack it in another thread while updates go on.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import math
 import time
@@ -390,6 +391,11 @@ class Store:
             raise UnknownJob(jobid)
         self._check_key(job, write_key, "delete")
         self._drop(key)
+
+    def recent(self, most: int) -> list[Job]:
+        """The `most` live jobs changed last, the latest first."""
+        self.sweep()
+        return heapq.nlargest(most, self.jobs.values(), key=lambda job: job.updated)
 
     def sweep(self) -> list[str]:
         """Drops every expired job; returns their keys."""

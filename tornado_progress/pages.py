@@ -56,7 +56,30 @@ def duration(seconds: float | None) -> str:
     return f"{major} {unit} {minor} {minor_unit}" if minor else f"{major} {unit}"
 
 
-class ShowHandler(ApiHandler):
+class PageHandler(ApiHandler):
+    """A page for people: this server's scripts only, framing and referrer rules, static files
+    relative to the page, and errors as HTML pages with the same sentences."""
+
+    def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:
+        """Relative to the page (`static/...` from `/progress/show`), so that the page still
+        finds its files behind a proxy that serves it under a prefix."""
+        url = super().static_url(path, include_host, **kwargs)
+        return url.removeprefix(STATIC_PREFIX) if not include_host else url
+
+    def page_headers(self) -> None:
+        """Only this server's scripts; framed only where --frame-ancestors allows; and the
+        page's address, whose jobid may be private, is never sent on as a Referer."""
+        self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; "
+                                                   f"frame-ancestors {self.config.frame_ancestors}")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def error_body(self, sentence: str) -> None:
+        self.page_headers()
+        self.render("error.html", status=self.get_status(), sentence=sentence)
+
+
+class ShowHandler(PageHandler):
     async def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         job = self.store.find(jobid)
@@ -79,21 +102,3 @@ class ShowHandler(ApiHandler):
                     eta=duration(summary["eta_s"]),
                     initial_json=script_json(body),
                     render_query="?jobid=" + quote(job.jobid, safe=""))
-
-    def static_url(self, path: str, include_host: bool | None = None, **kwargs: Any) -> str:
-        """Relative to the page (`static/...` from `/progress/show`), so that the page still
-        finds its files behind a proxy that serves it under a prefix."""
-        url = super().static_url(path, include_host, **kwargs)
-        return url.removeprefix(STATIC_PREFIX) if not include_host else url
-
-    def page_headers(self) -> None:
-        """Only this server's scripts; framed only where --frame-ancestors allows; and the
-        page's address, whose jobid may be private, is never sent on as a Referer."""
-        self.set_header("Content-Security-Policy", f"{CONTENT_SECURITY_POLICY}; "
-                                                   f"frame-ancestors {self.config.frame_ancestors}")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("X-Content-Type-Options", "nosniff")
-
-    def error_body(self, sentence: str) -> None:
-        self.page_headers()
-        self.render("error.html", status=self.get_status(), sentence=sentence)
