@@ -89,6 +89,15 @@ class ClusterProcess:
                  "--nginx-workers", str(self.nginx_workers), "--", *self.backend_args],
                 cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT, text=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # whatever did start goes with it
+            raise
+        return self
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -96,7 +105,7 @@ class ClusterProcess:
             try:
                 status, health = get_json(f"{self.base_url}/progress/backends", timeout=2)
                 if status == 200 and health["status"] == "ok":
-                    return self
+                    return
             except OSError:
                 pass
             time.sleep(0.1)
