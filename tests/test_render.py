@@ -35,6 +35,7 @@ from tornado_progress import render, render_handler, render_text, views
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.config import Settings
 from tornado_progress.model import Job, Store
+from tornado_progress.printable import ELLIPSIS, printable
 from tornado_progress.render_handler import ChartRenderer
 
 HOSTILE = ["\x00nul", "a\nb\tc\rd\x1b[31m\x7f", "\ud800lone", "\u05e9\u05dc\u05d5\u05dd RTL",
@@ -124,7 +125,7 @@ def test_long_string_is_cut_with_an_ellipsis_inside_its_bar() -> None:
     ctx = cairo.Context(cairo.ImageSurface(cairo.FORMAT_RGB24, 1, 1))
     render_text.set_font(ctx, 12)
     cut = render_text.fit(ctx, "a long string " * 50, 150)
-    assert cut.endswith(render_text.ELLIPSIS) and 0 < render_text.text_width(ctx, cut) <= 150
+    assert cut.endswith(ELLIPSIS) and 0 < render_text.text_width(ctx, cut) <= 150
     assert render_text.fit(ctx, "short", 150) == "short"
     workers = [worker("w1", 5, 10, "x" * 1024), worker("w2", 5, 10)]
     lay = layout(chart(*workers))
@@ -189,10 +190,10 @@ def test_any_unicode_renders(text: str) -> None:
 
 
 def test_strings_are_drawn_as_given_with_controls_made_visible() -> None:
-    assert render_text.drawable("a\nb\x00\x7f") == "a\u240ab\u2400\u2421"
-    assert render_text.drawable("\ud800x") == "\ufffdx"
+    assert printable("a\nb\x00\x7f") == "a\u240ab\u2400\u2421"
+    assert printable("\ud800x\x9b2J") == "\ufffdx\ufffd2J"  # U+009B: a terminal's CSI
     for text in ("%s {0} <b>&amp;", "\u05e9\u05dc\u05d5\u05dd", "\u202eevil", "e\u0301"):
-        assert render_text.drawable(text) == text
+        assert printable(text) == text
 
 
 def test_font_falls_back_when_dejavu_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -392,7 +393,7 @@ async def test_too_many_renders_in_flight_is_429(fetch: Fetch, store: Store, clo
 
 
 def test_a_string_cairo_refuses_is_drawn_as_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "drawable", lambda text: text)  # let U+FFFF reach cairo
+    monkeypatch.setattr(render, "printable", lambda text: text)  # let U+FFFF reach cairo
     workers = [worker("w\uffff", 8, 10, "lots of RFI \uffff")]
     picture = decode(render.render_chart(chart(*workers, desc="\uffff"), 800, 1))
     escaped = [worker(render_text.plain("w\uffff"), 8, 10, render_text.plain("lots of RFI \uffff"))]

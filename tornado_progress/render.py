@@ -18,9 +18,9 @@ import cairo
 
 from . import palette, png_encoder, views
 from .model import Worker
+from .printable import printable
 from .render_text import (
     TEXT_ERRORS,
-    drawable,
     fit,
     plain,
     set_font,
@@ -147,14 +147,14 @@ def draw_header(ctx: Any, chart: ChartInput, counts: dict[str, Any], width: int)
     baseline = MARGIN + TITLE_SIZE
     paint(ctx, "text")
     show(ctx, overall, width - MARGIN - overall_w, baseline)
-    title = fit(ctx, drawable(chart.desc or chart.jobid), inner - overall_w - GAP)
+    title = fit(ctx, printable(chart.desc or chart.jobid), inner - overall_w - GAP)
     show(ctx, title, MARGIN, baseline)
     if chart.desc:  # the job's id too, as the page shows it, where there is room
         start = MARGIN + text_width(ctx, title) + GAP
         set_font(ctx, SMALL_SIZE)
         paint(ctx, "muted-text")
         room = width - MARGIN - overall_w - GAP - start
-        show(ctx, fit(ctx, "job " + drawable(chart.jobid), room), start, baseline)
+        show(ctx, fit(ctx, "job " + printable(chart.jobid), room), start, baseline)
     bar_y = baseline + 8
     draw_bar(ctx, (MARGIN, bar_y, inner, 8), fraction, "done" if fraction >= 1 else "ok")
     return draw_legend(ctx, counts, picture_time(chart.now), bar_y + 8 + 6, width)
@@ -227,7 +227,7 @@ def plan(chart: ChartInput, workers: Sequence[Worker], counts: dict[str, Any], w
     text = row_h >= TEXT_MIN_ROW
     if text:
         set_font(scratch, font_size)
-        label_w = min(inner * 0.25, max((text_width(scratch, drawable(w.workid))
+        label_w = min(inner * 0.25, max((text_width(scratch, printable(w.workid))
                                          for w in workers), default=0.0))
         figures_w = max((text_width(scratch, figures(w)) for w in workers), default=0.0)
         full_figures = figures_w <= inner * 0.3  # else a narrow picture: the percent alone
@@ -258,11 +258,11 @@ def draw_rows(ctx: Any, workers: Sequence[Worker], states: Sequence[str],
             continue
         baseline = top + (lay.bar_h + ascent - descent) / 2
         paint(ctx, "text")
-        show(ctx, fit(ctx, drawable(worker.workid), lay.label_w), MARGIN, baseline)
+        show(ctx, fit(ctx, printable(worker.workid), lay.label_w), MARGIN, baseline)
         numbers = fit(ctx, lay.figures(worker), lay.figures_w)
         paint(ctx, "muted-text")
         show(ctx, numbers, lay.width - MARGIN - text_width(ctx, numbers), baseline)
-        draw_inside(ctx, drawable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
+        draw_inside(ctx, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
                     lay.bar_w * worker.fraction, baseline, palette.text_on(states[index]))
     return marks
 
@@ -380,7 +380,7 @@ def render_chart(chart: ChartInput, width: int, scale: float) -> bytes:
         else:
             draw_marks(ctx, draw_rows(ctx, workers, states, lay))
     except TEXT_ERRORS:
-        # A string cairo refuses leaves its context in a lasting error state. `drawable` knows
+        # A string cairo refuses leaves its context in a lasting error state. `printable` knows
         # every such string we know of; should one slip past it, the chart is drawn again with
         # every string as ASCII escapes rather than not at all.
         escaped = ChartInput(plain(chart.jobid), plain(chart.desc), tuple(

@@ -1,8 +1,5 @@
-"""Text for the PNG renderer: the font, and strings made safe for cairo's toy text API.
-
-Strings are drawn as given; only what cairo would refuse or silently drop is replaced by a
-visible stand-in (control characters by their pictures, noncharacters by U+FFFD).
-"""
+"""Text for the PNG renderer: the font, measuring and fitting strings with cairo's toy text
+API (strings reach it through `printable`)."""
 
 from __future__ import annotations
 
@@ -12,21 +9,12 @@ from typing import Any
 
 import cairo
 
-ELLIPSIS = "\u2026"
+from .printable import ELLIPSIS
+
 FALLBACK_FONT = "sans-serif"  # fontconfig's alias for whatever sans font the machine has
 FONT = "DejaVu Sans"
-# Control characters as their pictures (U+2400 block). Surrogates, which cannot be encoded,
-# and noncharacters, which cairo's UTF-8 check refuses (leaving the context unusable), as
-# U+FFFD.
-_NONCHARACTERS = [*range(0xFDD0, 0xFDF0), *(plane + low for plane in range(0, 0x110000, 0x10000)
-                                           for low in (0xFFFE, 0xFFFF))]
-_PICTURES = ({code: 0x2400 + code for code in range(0x20)} | {0x7F: 0x2421}
-             | dict.fromkeys([*range(0xD800, 0xE000), *_NONCHARACTERS], 0xFFFD))
 # What pycairo raises for a string it refuses.
 TEXT_ERRORS = (cairo.Error, ValueError, TypeError, UnicodeError)
-def drawable(text: str) -> str:
-    """The text as given, but for what cairo would refuse or silently drop."""
-    return text.translate(_PICTURES)
 
 
 def choose_family(matched: str | None) -> str:
