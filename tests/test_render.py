@@ -215,7 +215,7 @@ def test_header_figures() -> None:
     assert counts == views.summary(job.view(), NOW, STALE_AFTER)  # the page's figures, not a copy
     assert (counts["done"], counts["failed"], counts["stale"]) == (1, 1, 1)
     assert render.picture_time(0) == "1970-01-01 00:00:00 UTC"
-    assert render.figures(worker("w1", 0.5, 3.25)) == "15%  0.5/3.25"
+    assert views.figures(worker("w1", 0.5, 3.25)) == "15%  0.5/3.25"
     assert render.order_key(worker("\u00b2", 1, 2))  # int() refuses '²': must not raise
 
 

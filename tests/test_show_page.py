@@ -14,8 +14,8 @@ from tornado.httpclient import HTTPResponse
 
 from tests.conftest import FakeClock, Fetch
 from tornado_progress.model import Store
-from tornado_progress.pages import duration, script_json
-from tornado_progress.views import percent
+from tornado_progress.pages import script_json
+from tornado_progress.views import duration, percent
 
 MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 CLOSER = "</script><!--<script>alert(3)</script>"

@@ -11,7 +11,6 @@ close the script element; the browser script puts strings in as text, never as m
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import quote
 
@@ -38,22 +37,6 @@ def script_json(body: bytes) -> str:
     strings JSON has no `<`, and inside strings `\\u003c` decodes to the same character.
     """
     return body.decode().replace("<", "\\u003c")
-
-
-def duration(seconds: float | None) -> str:
-    """A span of time as the browser script writes it ("4 min 12 s"); a dash when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "\u2014"
-    whole = max(0, round(seconds))
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        major, unit, minor, minor_unit = whole // 60, "min", whole % 60, "s"
-    elif whole < 86400:
-        major, unit, minor, minor_unit = whole // 3600, "h", whole // 60 % 60, "min"
-    else:
-        major, unit, minor, minor_unit = whole // 86400, "d", whole // 3600 % 24, "h"
-    return f"{major} {unit} {minor} {minor_unit}" if minor else f"{major} {unit}"
 
 
 class PageHandler(ApiHandler):
@@ -98,7 +81,7 @@ class ShowHandler(PageHandler):
         body = await self.bodies.full(job, now)
         self.render("show.html", job=job, summary=summary,
                     percent=views.percent(summary["fraction"]),
-                    stale_after=stale_after, elapsed=duration(now - job.created),
-                    eta=duration(summary["eta_s"]),
+                    stale_after=stale_after, elapsed=views.duration(now - job.created),
+                    eta=views.duration(summary["eta_s"]),
                     initial_json=script_json(body),
                     render_query="?jobid=" + quote(job.jobid, safe=""))

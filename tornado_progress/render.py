@@ -81,7 +81,7 @@ class Layout:
         return self.header_h + index * self.row_h + (self.row_h - self.bar_h) / 2
 
     def figures(self, worker: Worker) -> str:
-        return figures(worker) if self.full_figures else percent(worker.fraction)
+        return views.figures(worker) if self.full_figures else views.percent_text(worker.fraction)
 
 
 def chart_summary(chart: ChartInput) -> dict[str, Any]:
@@ -90,16 +90,6 @@ def chart_summary(chart: ChartInput) -> dict[str, Any]:
 
 def order_key(worker: Worker) -> tuple[tuple[int, int | str], ...]:
     return views.natural_key(worker.workid)
-
-
-def percent(fraction: float) -> str:
-    return f"{views.percent(fraction)}%"
-
-
-def figures(worker: Worker) -> str:
-    current, total = (str(value) if isinstance(value, int) else format(value, ".10g")
-                      for value in (worker.current, worker.total))
-    return f"{percent(worker.fraction)}  {current}/{total}"
 
 
 def picture_time(now: float) -> str:
@@ -142,7 +132,7 @@ def draw_header(ctx: Any, chart: ChartInput, counts: dict[str, Any], width: int)
     inner = width - 2 * MARGIN
     fraction = float(counts["fraction"])
     set_font(ctx, TITLE_SIZE, bold=True)
-    overall = percent(fraction) if counts["workers"] else ""
+    overall = views.percent_text(fraction) if counts["workers"] else ""
     overall_w = text_width(ctx, overall)
     baseline = MARGIN + TITLE_SIZE
     paint(ctx, "text")
@@ -229,7 +219,7 @@ def plan(chart: ChartInput, workers: Sequence[Worker], counts: dict[str, Any], w
         set_font(scratch, font_size)
         label_w = min(inner * 0.25, max((text_width(scratch, printable(w.workid))
                                          for w in workers), default=0.0))
-        figures_w = max((text_width(scratch, figures(w)) for w in workers), default=0.0)
+        figures_w = max((text_width(scratch, views.figures(w)) for w in workers), default=0.0)
         full_figures = figures_w <= inner * 0.3  # else a narrow picture: the percent alone
         if not full_figures:
             figures_w = text_width(scratch, "100%")

@@ -34,6 +34,33 @@ def percent(fraction: float) -> int:
     return int(100 * min(max(fraction, 0.0), 1.0) + 1e-9)
 
 
+def percent_text(fraction: float) -> str:
+    return f"{percent(fraction)}%"
+
+
+def figures(worker: Worker) -> str:
+    """"45%  5/22": a worker's percent and counts as the PNG and the terminal write them."""
+    current, total = (str(value) if isinstance(value, int) else format(value, ".10g")
+                      for value in (worker.current, worker.total))
+    return f"{percent_text(worker.fraction)}  {current}/{total}"
+
+
+def duration(seconds: float | None) -> str:
+    """A span of time as the page's script writes it ("4 min 12 s"); a dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "\u2014"
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        major, unit, minor, minor_unit = whole // 60, "min", whole % 60, "s"
+    elif whole < 86400:
+        major, unit, minor, minor_unit = whole // 3600, "h", whole // 60 % 60, "min"
+    else:
+        major, unit, minor, minor_unit = whole // 86400, "d", whole // 3600 % 24, "h"
+    return f"{major} {unit} {minor} {minor_unit}" if minor else f"{major} {unit}"
+
+
 def worker_eta(worker: Worker) -> float | None:
     """Seconds until the worker is done at its recent speed; None when unknown."""
     if worker.fraction >= 1.0:
