@@ -10,7 +10,7 @@ PORT ?= 8000
 # python3-venv where it is missing); the browser tests also need chromium, which only
 # `make test` installs.
 DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core nginx libnginx-mod-http-js
-TEST_DEB_PACKAGES := chromium
+TEST_DEB_PACKAGES := chromium curl
 
 .PHONY: setup system-packages test-system-packages run cluster test lint bench bench-setup \
 	stress clean

@@ -254,7 +254,11 @@ async def stop_serving(server: ProgressServer, waiters: Waiters,
 
 
 def run(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["watch"]:  # the terminal view; the standard library only
+        from . import watch
+        sys.exit(watch.main(arguments[1:]))
+    args = parse_args(arguments)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.access_log:

@@ -10,7 +10,7 @@ from typing import Any
 from tornado import web
 from tornado.log import access_log
 
-from . import handlers, home, pages, palette, render_handler, views
+from . import handlers, home, pages, palette, render_handler, text_handler, views
 from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
@@ -83,6 +83,7 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         ("health", handlers.HealthHandler),
         ("show", pages.ShowHandler),
         ("render", render_handler.RenderHandler),
+        ("text", text_handler.TextHandler),
         ("jobs", home.JobsHandler),
         ("", home.HomeHandler),
     ]

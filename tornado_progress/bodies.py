@@ -1,4 +1,5 @@
-"""Job JSON bodies for `status`, `poll` and the show page, kept in the one AnswerCache.
+"""Job bodies (JSON for `status`, `poll` and the show page; text for `text`), kept in the one
+AnswerCache.
 
 A body is built once per (job, version, view) and shared by every request that wants it. A
 small job's body is built on the event loop; a big job's in a thread, from an immutable copy of
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import views
+from . import text_view, views
 from .answer_cache import AnswerCache, CacheKey
 from .model import Job, JobView, LimitReached
 
@@ -77,6 +78,14 @@ class BodyBuilder:
         summary: dict[str, Any] = await self._off_loop((job.key, "summary"), lambda: (
             functools.partial(views.summary, job.view(), now, self.stale_after), None))
         return summary
+
+    async def text(self, job: Job, now: float, options: text_view.TextOptions) -> bytes:
+        """The job as a terminal frame."""
+        return await self._body((job.key, job.version, ("text", options)), job, now,
+                                functools.partial(self._text, options))
+
+    def _text(self, options: text_view.TextOptions, job: JobView, now: float) -> bytes:
+        return text_view.frame(job, now, self.stale_after, options).encode()
 
     def _full(self, job: JobView, now: float) -> bytes:
         return views.full_body(job, now, self.stale_after)
