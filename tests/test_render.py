@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import Any
+from xml.etree import ElementTree
 
 import cairo
 import hypothesis
@@ -31,10 +32,11 @@ from tests.render_support import (
     track_box,
     worker,
 )
-from tornado_progress import render, render_handler, render_text, views
+from tornado_progress import palette, render, render_handler, render_text, views
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.config import Settings
 from tornado_progress.model import Job, Store
+from tornado_progress.picture import Style
 from tornado_progress.printable import ELLIPSIS, printable
 from tornado_progress.render_handler import ChartRenderer
 
@@ -274,8 +276,9 @@ async def test_one_render_per_key_kept_in_the_answer_cache(
     made: list[bytes] = []
     original = render.render_chart
 
-    def counting(chart_input: render.ChartInput, width: int, scale: float) -> bytes:
-        made.append(original(chart_input, width, scale))
+    def counting(chart_input: render.ChartInput, width: int, scale: float,
+                 how: Style | None = None) -> bytes:
+        made.append(original(chart_input, width, scale, how))
         return made[-1]
 
     monkeypatch.setattr(render, "render_chart", counting)
@@ -296,7 +299,8 @@ async def test_concurrent_requests_share_the_render_in_flight(
     release = threading.Event()
     calls: list[int] = []
 
-    def held(chart_input: render.ChartInput, width: int, scale: float) -> bytes:
+    def held(chart_input: render.ChartInput, width: int, scale: float,
+             how: Style | None = None) -> bytes:
         calls.append(width)
         release.wait(10)
         return b"png"
@@ -311,8 +315,8 @@ async def test_concurrent_requests_share_the_render_in_flight(
         release.set()
         return b""
 
-    both = await asyncio.gather(renderer.png(job, key, chart_input, answers),
-                                renderer.png(job, key, chart_input, answers), let_go())
+    both = await asyncio.gather(renderer.picture(job, key, chart_input, answers),
+                                renderer.picture(job, key, chart_input, answers), let_go())
     assert list(both[:2]) == [b"png", b"png"] and calls == [800]
     assert answers.get(key.cache_key) == b"png"
     assert renderer.in_flight == 0
@@ -429,10 +433,11 @@ async def test_a_chart_past_the_pixel_budget_is_refused_before_drawing(
     drawn: list[tuple[int, float]] = []
     original = render.render_chart
 
-    def counting(chart_input: render.ChartInput, width: int, scale: float) -> bytes:
+    def counting(chart_input: render.ChartInput, width: int, scale: float,
+                 how: Style | None = None) -> bytes:
         drawn.append((width, scale))
         # Never the gigabyte surface, should the budget fail: an empty body fails the test.
-        return original(chart_input, width, scale) if width * scale <= 1000 else b""
+        return original(chart_input, width, scale, how) if width * scale <= 1000 else b""
 
     monkeypatch.setattr(render, "render_chart", counting)
     response = await fetch("render", jobid="job1", width=4000, scale=4)
@@ -462,7 +467,7 @@ async def test_the_unknown_job_picture_is_drawn_once_per_scale_step(
     original = render.render_not_found
 
     def counting(*args: Any) -> bytes:
-        drawn.append(args[-1])
+        drawn.append(args[0])
         return original(*args)
 
     monkeypatch.setattr(render, "render_not_found", counting)
@@ -492,3 +497,53 @@ def test_a_busy_jobs_times_are_sorted_at_most_once_a_second(clock: FakeClock) ->
     clock.advance(1.5)
     store.update("busy", "w1", 2, 4, "", True)
     assert stale_times.count(store.get("busy"), clock(), 300) == 0  # sorted again: exact
+
+
+def svg_root(body: bytes) -> ElementTree.Element:
+    return ElementTree.fromstring(body)
+
+
+@pytest.mark.gen_test
+async def test_svg_is_the_same_chart_as_vectors(fetch: Fetch, store: Store,
+                                                clock: FakeClock) -> None:
+    job_in(store, clock)
+    store.update("job1", "w<&>\x1b", 1, 3, "text \x00 with <markup>", True)
+    answer = await fetch("render", jobid="job1", format="svg", width=600, scale=3)
+    assert answer.code == 200 and answer.headers["Content-Type"] == "image/svg+xml"
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    root = svg_root(answer.body)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.get("width") == "600px" and str(root.get("height")).endswith("px")
+    title = root.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None and title.text is not None and title.text.startswith("job1: ")
+    assert len(root.findall(".//{http://www.w3.org/2000/svg}path")) > 5
+    etag = answer.headers["Etag"]
+    assert etag != (await fetch("render", jobid="job1", width=600)).headers["Etag"]
+    assert (await fetch("render", jobid="job1", format="svg", width=600,
+                        headers={"If-None-Match": etag})).code == 304
+    unknown = await fetch("render", jobid="nobody", format="SVG")
+    assert unknown.code == 404 and svg_root(unknown.body).get("width") == "360px"
+
+
+@pytest.mark.gen_test
+async def test_the_dark_theme_draws_on_a_dark_background(fetch: Fetch, store: Store,
+                                                         clock: FakeClock) -> None:
+    job_in(store, clock)
+    light = decode((await fetch("render", jobid="job1")).body)
+    dark = decode((await fetch("render", jobid="job1", theme="dark")).body)
+    background = palette.DARK_COLOURS["background"]
+    assert light.at(2, 2) == rgb("background")
+    assert dark.at(2, 2) == background[0] << 16 | background[1] << 8 | background[2]
+    svg = (await fetch("render", jobid="job1", theme="dark", format="svg")).body.decode()
+    assert "rgb(9.411765%,10.196078%,10.588235%)" in svg  # the dark background, unswapped
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("name", "value"), [("format", "gif"), ("theme", "blue")])
+async def test_an_unknown_format_or_theme_is_answered_400(fetch: Fetch, store: Store,
+                                                          clock: FakeClock, name: str,
+                                                          value: str) -> None:
+    job_in(store, clock)
+    answer = await fetch("render", jobid="job1", **{name: value})
+    assert answer.code == 400
+    assert as_json(answer)["error"].startswith(f"{name} must be one of ")

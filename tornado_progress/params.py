@@ -154,3 +154,13 @@ def outcome(ok_value: str | None, exit_value: str | None, desc: str) -> tuple[bo
     if status == 0:
         return True, desc
     return False, (f"exit {status}: {desc}" if desc else f"exit {status}")[:DESC_MAX_CHARS]
+
+
+def choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); the first when absent."""
+    if value is None:
+        return choices[0]
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise BadParameter(f"{name} must be one of {', '.join(choices)}; got {quoted(value)}")
+    return lowered

@@ -24,9 +24,9 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGBA = 6
 
 
-def surface_rgb(name: str) -> tuple[float, float, float]:
+def surface_rgb(name: str, theme: str = "light") -> tuple[float, float, float]:
     """The palette colour `name` as the renderer must hand it to cairo."""
-    red, green, blue = palette.rgb(name)
+    red, green, blue = palette.rgb(name, theme)
     return (blue, green, red) if DIRECT else (red, green, blue)
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import cairo
 
-from . import palette, png_encoder, views
+from . import palette, views
 from .model import Worker
+from .picture import Style, canvas, drawing_in, paint, style
 from .printable import printable
 from .render_text import (
     TEXT_ERRORS,
@@ -94,10 +95,6 @@ def order_key(worker: Worker) -> tuple[tuple[int, int | str], ...]:
 
 def picture_time(now: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
-
-
-def paint(ctx: Any, name: str) -> None:
-    ctx.set_source_rgb(*png_encoder.surface_rgb(name))
 
 
 def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
@@ -197,11 +194,6 @@ def picture_height(chart: ChartInput, width: int) -> int:
                         count)
 
 
-def device_size(width: int, height: int, scale: float) -> tuple[int, int]:
-    """The picture's size in device pixels, as its surface is made."""
-    return round(width * scale), round(height * scale)
-
-
 def plan(chart: ChartInput, workers: Sequence[Worker], counts: dict[str, Any], width: int,
          scale: float) -> Layout:
     """Row height and columns: rows get thinner past what fits in MAX_HEIGHT."""
@@ -252,8 +244,9 @@ def draw_rows(ctx: Any, workers: Sequence[Worker], states: Sequence[str],
         numbers = fit(ctx, lay.figures(worker), lay.figures_w)
         paint(ctx, "muted-text")
         show(ctx, numbers, lay.width - MARGIN - text_width(ctx, numbers), baseline)
+        on_fill = palette.text_on(states[index], style().theme)
         draw_inside(ctx, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
-                    lay.bar_w * worker.fraction, baseline, palette.text_on(states[index]))
+                    lay.bar_w * worker.fraction, baseline, on_fill)
     return marks
 
 
@@ -333,19 +326,6 @@ def draw_marks(ctx: Any, marks: Sequence[Mark]) -> None:
         ctx.fill()
 
 
-def canvas(width: int, height: int, scale: float) -> tuple[Any, Any]:
-    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, *device_size(width, height, scale))
-    ctx = cairo.Context(surface)
-    ctx.scale(scale, scale)
-    paint(ctx, "background")
-    ctx.paint()
-    return surface, ctx
-
-
-def png(surface: Any) -> bytes:
-    return png_encoder.encode(surface)
-
-
 def prepare(chart: ChartInput, width: int, scale: float
             ) -> tuple[list[Worker], list[str], dict[str, Any], Layout]:
     """Workers in natural order, their states, the job's summary and the layout."""
@@ -355,11 +335,18 @@ def prepare(chart: ChartInput, width: int, scale: float
     return workers, states, counts, plan(chart, workers, counts, width, scale)
 
 
-def render_chart(chart: ChartInput, width: int, scale: float) -> bytes:
-    """The chart as PNG bytes, `width` px wide at scale 1, every pixel times `scale`."""
+def render_chart(chart: ChartInput, width: int, scale: float,
+                 how: Style | None = None) -> bytes:
+    """The chart as PNG (or SVG) bytes, `width` px wide at scale 1, every pixel times `scale`."""
+    with drawing_in(how or Style()):
+        return _render(chart, width, scale)
+
+
+def _render(chart: ChartInput, width: int, scale: float) -> bytes:
     try:
         workers, states, counts, lay = prepare(chart, width, scale)
-        surface, ctx = canvas(width, lay.height, scale)
+        title = f"{printable(chart.desc or chart.jobid)}: {views.percent_text(counts['fraction'])}"
+        ctx, finish = canvas(width, lay.height, scale, title)
         draw_header(ctx, chart, counts, width)
         if not workers:
             set_font(ctx, SMALL_SIZE)
@@ -378,20 +365,20 @@ def render_chart(chart: ChartInput, width: int, scale: float) -> bytes:
             chart.now, chart.stale_after, chart.expected)
         if escaped == chart:
             raise
-        return render_chart(escaped, width, scale)
-    return png(surface)
+        return _render(escaped, width, scale)
+    return finish()
 
 
-def render_not_found(scale: float = 1.0) -> bytes:
-    """A small PNG that says the job is unknown, so an <img> shows text, not a broken icon.
+def render_not_found(scale: float = 1.0, how: Style | None = None) -> bytes:
+    """A small picture that says the job is unknown, so an <img> shows text, not a broken icon.
     The same for every job: the job's id is in the picture's address already, and a picture
     that does not depend on the request can be drawn once and kept."""
-    width, height = 360, 52
-    surface, ctx = canvas(width, height, scale)
-    set_font(ctx, 14, bold=True)
-    paint(ctx, "failed")
-    show(ctx, "No such progress job", MARGIN, 22)
-    set_font(ctx, SMALL_SIZE)
-    paint(ctx, "muted-text")
-    show(ctx, "Check the jobid in this picture's address.", MARGIN, 40)
-    return png(surface)
+    with drawing_in(how or Style()):
+        ctx, finish = canvas(360, 52, scale, "No such progress job")
+        set_font(ctx, 14, bold=True)
+        paint(ctx, "failed")
+        show(ctx, "No such progress job", MARGIN, 22)
+        set_font(ctx, SMALL_SIZE)
+        paint(ctx, "muted-text")
+        show(ctx, "Check the jobid in this picture's address.", MARGIN, 40)
+        return finish()

@@ -1,5 +1,6 @@
-"""The `render` endpoint: the chart as a PNG for embedding in other pages with a plain <img>,
-rendered once per (job version, width, scale, stale count), kept in the server's one
+"""The `render` endpoint: the chart as a PNG (or an SVG, in the light or the dark palette) for
+embedding in other pages with a plain <img>, rendered once per (job version, width, scale,
+format, theme, stale count), kept in the server's one
 byte-bounded AnswerCache, revalidated by ETag, and drawn in a worker thread so that a chart of
 10,000 workers does not stall the event loop.
 
@@ -17,12 +18,13 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from . import params, render
+from . import palette, params, picture, render
 from .answer_cache import AnswerCache
 from .handlers import ApiHandler
 from .model import BadParameter, Job, LimitReached
 
-PNG_TYPE = "image/png"
+# An SVG opened on its own is a document: it may run nothing and load nothing.
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 # Scales the unknown-job picture is drawn at; a request's scale is taken up to the next one, so
 # that any number of distinct scales costs at most this many drawings.
 NOT_FOUND_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
@@ -45,14 +47,17 @@ class RenderKey(NamedTuple):
     width: int
     scale: float
     stale: int  # running workers that are stale
+    style: picture.Style = picture.PNG_LIGHT
 
     @property
-    def cache_key(self) -> tuple[str, int, tuple[str, int, float, int]]:
-        return self.job, self.version, ("png", self.width, self.scale, self.stale)
+    def cache_key(self) -> tuple[str, int, tuple[str, int, float, int, picture.Style]]:
+        return self.job, self.version, ("picture", self.width, self.scale, self.stale,
+                                        self.style)
 
     @property
     def etag(self) -> str:
-        return f'"{self.version}-{self.width}-{self.scale:g}-{self.stale}"'
+        return (f'"{self.version}-{self.width}-{self.scale:g}-{self.stale}-{self.style.format}'
+                f'-{self.style.theme}"')
 
 
 class StaleTimes:
@@ -109,7 +114,7 @@ def not_found_scale(scale: float) -> float:
 def too_many_pixels(width: int, height: int, scale: float, budget: int) -> str | None:
     """The sentence refusing a chart of `width` x `height` px at `scale`, or None if its device
     pixels are within `budget`."""
-    device_w, device_h = render.device_size(width, height, scale)
+    device_w, device_h = picture.device_size(width, height, scale)
     if device_w * device_h <= budget:
         return None
     return (f"the chart would be {device_w} x {device_h} device pixels ({device_w * device_h}),"
@@ -131,28 +136,28 @@ class ChartRenderer:
         self.stale_times = StaleTimes()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")
         self._pending: dict[RenderKey, asyncio.Future[bytes]] = {}
-        self._not_found: dict[float, bytes] = {}
+        self._not_found: dict[tuple[picture.Style, float], bytes] = {}
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
 
-    def key(self, job: Job, width: int, scale: float, now: float,
-            stale_after: float) -> RenderKey:
+    def key(self, job: Job, width: int, scale: float, now: float, stale_after: float,
+            style: picture.Style = picture.PNG_LIGHT) -> RenderKey:
         return RenderKey(job.key, job.version, width, scale,
-                         self.stale_times.count(job, now, stale_after))
+                         self.stale_times.count(job, now, stale_after), style)
 
-    def not_found(self, scale: float) -> bytes:
-        """The unknown-job picture at (about) `scale`, drawn once per step: small enough to draw
-        on the event loop that one time."""
+    def not_found(self, scale: float, style: picture.Style = picture.PNG_LIGHT) -> bytes:
+        """The unknown-job picture at (about) `scale`, drawn once per step and style: small
+        enough to draw on the event loop that one time."""
         step = not_found_scale(scale)
-        picture = self._not_found.get(step)
-        if picture is None:
-            picture = self._not_found[step] = render.render_not_found(step)
-        return picture
+        drawn = self._not_found.get((style, step))
+        if drawn is None:
+            drawn = self._not_found[(style, step)] = render.render_not_found(step, style)
+        return drawn
 
-    async def png(self, job: Job, key: RenderKey, chart: render.ChartInput,
-                  answers: AnswerCache) -> bytes:
+    async def picture(self, job: Job, key: RenderKey, chart: render.ChartInput,
+                      answers: AnswerCache) -> bytes:
         """The chart for `key`, which `answers` does not hold (the handler looked): from the
         render of that key already in flight, else rendered in a worker thread from `chart`, an
         immutable copy of the job, and then kept in `answers`."""
@@ -162,7 +167,7 @@ class ChartRenderer:
                 raise LimitReached(f"the server is drawing {len(self._pending)} charts already; "
                                    "ask for this one again in a few seconds")
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, render.render_chart, chart, key.width, key.scale)
+                self._executor, render.render_chart, chart, key.width, key.scale, key.style)
             self._pending[key] = future
             future.add_done_callback(
                 functools.partial(self._finished, job, key, answers, chart.now))
@@ -181,40 +186,46 @@ class ChartRenderer:
 
 
 class RenderHandler(ApiHandler):
-    """The chart as a PNG; `Cache-Control: no-cache` so that embedding pages revalidate."""
+    """The chart as a picture; `Cache-Control: no-cache` so that embedding pages revalidate."""
 
     async def respond(self) -> None:
         jobid = params.identifier("jobid", self.arg("jobid"))
         width = int(params.bounded("width", self.arg("width"), 800, 200, 4000, integer=True))
-        scale = params.bounded("scale", self.arg("scale"), 1, 1, 4)
+        style = picture.Style(params.choice("format", self.arg("format"), picture.FORMATS),
+                              params.choice("theme", self.arg("theme"), tuple(palette.THEMES)))
+        # A vector picture has no pixels to multiply: every scale is the same SVG.
+        scale = 1.0 if style.format == "svg" else params.bounded(
+            "scale", self.arg("scale"), 1, 1, 4)
         self.set_header("Cache-Control", "no-cache")
+        if style.format == "svg":
+            self.set_header("Content-Security-Policy", SVG_POLICY)
         job = self.store.find(jobid)
         if job is None:
             self.set_status(404)
-            self.write_png(self.renderer.not_found(scale))
+            self.write_picture(self.renderer.not_found(scale, style), style)
             return
         # The store's clock, like the workers' update times, so stale colours agree with them.
         now = self.store.clock()
-        key = self.renderer.key(job, width, scale, now, self.config.stale_after)
+        key = self.renderer.key(job, width, scale, now, self.config.stale_after, style)
         self.set_header("Etag", key.etag)
         if self.check_etag_header():
             self.set_status(304)
             self.finish()
             return
-        picture = self.answers.get(key.cache_key)
-        if picture is None:
+        drawn = self.answers.get(key.cache_key)
+        if drawn is None:
             chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), now,
                                       self.config.stale_after, job.expected)
             refusal = too_many_pixels(width, render.picture_height(chart, width), scale,
                                       self.config.max_render_pixels)
             if refusal is not None:  # before any surface is made
                 raise BadParameter(refusal)
-            picture = await self.renderer.png(job, key, chart, self.answers)
-        self.write_png(picture)
+            drawn = await self.renderer.picture(job, key, chart, self.answers)
+        self.write_picture(drawn, style)
 
-    def write_png(self, png: bytes) -> None:
-        self.set_header("Content-Type", PNG_TYPE)
-        self.finish(png)
+    def write_picture(self, drawn: bytes, style: picture.Style) -> None:
+        self.set_header("Content-Type", picture.CONTENT_TYPES[style.format])
+        self.finish(drawn)
 
     def compute_etag(self) -> str | None:
         return None  # set from the key above, never by hashing the body
