@@ -38,11 +38,16 @@ def percent_text(fraction: float) -> str:
     return f"{percent(fraction)}%"
 
 
-def figures(worker: Worker) -> str:
-    """"45%  5/22": a worker's percent and counts as the PNG and the terminal write them."""
+def counts_text(worker: Worker) -> str:
+    """"5/22": integers as sent, decimals without float noise."""
     current, total = (str(value) if isinstance(value, int) else format(value, ".10g")
                       for value in (worker.current, worker.total))
-    return f"{percent_text(worker.fraction)}  {current}/{total}"
+    return f"{current}/{total}"
+
+
+def figures(worker: Worker) -> str:
+    """"45%  5/22": a worker's percent and counts as the PNG writes them."""
+    return f"{percent_text(worker.fraction)}  {counts_text(worker)}"
 
 
 def duration(seconds: float | None) -> str:
