@@ -89,7 +89,7 @@ def job_copies(tag: str, version: int, rng: random.Random, now: float) -> list[J
                    for k in range(rng.randint(0, 4))]
         key = f"key-{tag}-{j}" if rng.random() < 0.3 else None
         copies.append((f"{tag}-j{j}", "stress job", now - 60, now, job_version,
-                       job_version - 50, list(reversed(workers)), key, None, None))
+                       job_version - 50, list(reversed(workers)), key, None, None, False, None))
     return copies
 
 

@@ -19,6 +19,7 @@ from tornado_progress.config import Settings
 from tornado_progress.handlers import HARD_REQUEST_LIMIT
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Limits, Store
+from tornado_progress.notify import Notifier
 from tornado_progress.render_handler import ChartRenderer
 from tornado_progress.server import ProgressServer
 from tornado_progress.snapshots import Snapshotter
@@ -90,9 +91,19 @@ def bodies(answers: AnswerCache, settings: Settings) -> Iterator[BodyBuilder]:
 
 
 @pytest.fixture
+def notifier(store: Store, settings: Settings) -> Notifier | None:
+    """The notifier when the settings allow notify URLs; tests tick it themselves."""
+    if not settings.notify_allow:
+        return None
+    return Notifier(store, settings.stale_after, retry_delays=(0.05, 0.1))
+
+
+@pytest.fixture
 def app(store: Store, waiters: Waiters, snapshotter: Snapshotter, settings: Settings,
-        renderer: ChartRenderer, answers: AnswerCache, bodies: BodyBuilder) -> Application:
-    return make_app(store, waiters, snapshotter, settings, renderer, answers, bodies)
+        renderer: ChartRenderer, answers: AnswerCache, bodies: BodyBuilder,
+        notifier: Notifier | None) -> Application:
+    return make_app(store, waiters, snapshotter, settings, renderer, answers, bodies,
+                    notifier=notifier)
 
 
 @pytest.fixture

@@ -251,7 +251,7 @@ def test_files_written_with_another_chunk_size_still_load(clock: FakeClock,
 def test_a_keyed_job_keeps_its_key_across_a_restart(clock: FakeClock, tmp_path: Path) -> None:
     store = Store(Limits(keep_seconds=1000), clock=clock)
     store.create("locked", "a protected job", write_key="s3cret-key", keep_seconds=50.5,
-                 expected=12)
+                 expected=12, metrics=True, notify="http://hooks.example/progress")
     store.update("locked", "w", 1, 2, "", True, write_key="s3cret-key")
     store.update("open", "w", 1, 2, "", True)
     path = Snapshotter(store, tmp_path)._write(snapshot_format.copy_state(store), store.version)
@@ -259,8 +259,10 @@ def test_a_keyed_job_keeps_its_key_across_a_restart(clock: FakeClock, tmp_path: 
     loaded = Store(Limits(keep_seconds=1000), clock=clock)
     assert Snapshotter(loaded, tmp_path).load() == path
     locked, open_job = loaded.get("locked"), loaded.get("open")
-    assert (locked.write_key, locked.keep_seconds, locked.expected) == ("s3cret-key", 50.5, 12)
-    assert (open_job.write_key, open_job.keep_seconds, open_job.expected) == (None, None, None)
+    assert (locked.write_key, locked.keep_seconds, locked.expected, locked.metrics,
+            locked.notify) == ("s3cret-key", 50.5, 12, True, "http://hooks.example/progress")
+    assert (open_job.write_key, open_job.keep_seconds, open_job.expected, open_job.metrics,
+            open_job.notify) == (None, None, None, False, None)
 
 
 # --- every value read is validated ---------------------------------------------------------
@@ -277,7 +279,7 @@ def parts(jobid: str, version: int, schema: int) -> list[Any]:
     if schema >= 2:
         job.append(None)  # the write_key
     if schema >= 3:
-        job += [None, None]  # the job's own keep time and expected workers
+        job += [None, None, False, None]  # own keep time, expected workers, metrics, notify
     worker = ["w", 1, 10, "working", True, NOW, version - 2, 0.5]
     return [header, job, [worker], {"end": True, "jobs": 1}]
 
@@ -372,8 +374,10 @@ def test_a_bad_write_key_sets_the_file_aside(clock: FakeClock, tmp_path: Path,
 
 
 @pytest.mark.parametrize("field, value", [(9, 0.0), (9, -1.0), (9, NAN), (9, "1 day"),
-                                          (10, 0), (10, 2.5), (10, True), (10, "12")])
-def test_a_bad_keep_time_or_expected_count_sets_the_file_aside(
+                                          (10, 0), (10, 2.5), (10, True), (10, "12"),
+                                          (11, 1), (11, None), (12, ""), (12, "u" * 2049),
+                                          (12, 5)])
+def test_a_bad_keep_time_expected_count_flag_or_url_sets_the_file_aside(
         clock: FakeClock, tmp_path: Path, field: int, value: Any) -> None:
     objects = parts("newest", V, 3)
     objects[1][field] = value

@@ -24,6 +24,7 @@ from .demo import run_demo
 from .handlers import HARD_REQUEST_LIMIT
 from .longpoll import Waiters
 from .model import Limits, Store
+from .notify import Notifier
 from .render_handler import ChartRenderer
 from .server import ProgressServer, serve
 from .snapshots import Snapshotter
@@ -110,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list-jobs", action="store_true",
                         help="the home page lists the jobs and the jobs endpoint answers (off "
                              "by default: a job's id may be all that keeps it private)")
+    parser.add_argument("--notify-allow", action="append", default=[], metavar="PREFIX",
+                        help="a URL prefix that create's notify may name, e.g. "
+                             "https://hooks.slack.com/ (repeatable; none: notify is off)")
     parser.add_argument("--demo", action="store_true",
                         help="also run simulated workers feeding the job demo1")
     parser.add_argument("--log-level", default="info",
@@ -182,7 +186,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cache_bytes=int(args.cache_mb * 2**20), max_render_pixels=args.max_render_pixels,
         write_tokens=access.read_tokens(args.write_tokens) if args.write_tokens else frozenset(),
         trusted_proxies=args.trusted_proxies, frame_ancestors=args.frame_ancestors,
-        list_jobs=args.list_jobs)
+        list_jobs=args.list_jobs, notify_allow=tuple(args.notify_allow))
 
 
 async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float) -> None:
@@ -207,7 +211,9 @@ async def main(settings: Settings) -> None:
     renderer = ChartRenderer()
     answers = AnswerCache(settings.cache_bytes)
     bodies = BodyBuilder(answers, settings.stale_after)
-    app = make_app(store, waiters, snapshotter, settings, renderer, answers, bodies)
+    notifier = Notifier(store, settings.stale_after) if settings.notify_allow else None
+    app = make_app(store, waiters, snapshotter, settings, renderer, answers, bodies,
+                   notifier=notifier)
     server = serve(app, settings, max(HARD_REQUEST_LIMIT, settings.max_request_bytes))
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -218,6 +224,8 @@ async def main(settings: Settings) -> None:
                f":{settings.port}"
     if settings.demo:
         tasks.append(asyncio.create_task(run_demo(base_url)))
+    if notifier is not None:
+        tasks.append(asyncio.create_task(notifier.run()))
     log.info("serving on %s/progress/ (%d jobs, %d workers loaded; at most %d connections)%s",
              base_url, len(store.jobs), store.worker_count, server.max_connections,
              "; demo at " + base_url + "/progress/show?jobid=demo1" if settings.demo else "")

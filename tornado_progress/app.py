@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tornado import web
 from tornado.log import access_log
 
-from . import handlers, home, pages, palette, render_handler, text_handler, views
+from . import handlers, home, metrics_handler, pages, palette, render_handler, text_handler, views
 from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
 from .longpoll import Waiters
+from .metrics import Counters
 from .model import Store
+from .notify import Notifier
 from .snapshots import Snapshotter
 
 
@@ -61,14 +64,24 @@ class StaticFiles(web.StaticFileHandler):
                                   if status_code == 404 else self._reason}))
 
 
+def both(first: Callable[[str], None], second: Callable[[str], None]) -> Callable[[str], None]:
+    """The store's change hook when two want it (viewers and notifications)."""
+    def changed(key: str) -> None:
+        first(key)
+        second(key)
+    return changed
+
+
 def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
              settings: Settings, renderer: render_handler.ChartRenderer | None = None,
              answers: AnswerCache | None = None, bodies: BodyBuilder | None = None,
+             counters: Counters | None = None, notifier: Notifier | None = None,
              **tornado_settings: Any) -> web.Application:
-    store.on_change = waiters.wake
+    store.on_change = waiters.wake if notifier is None else both(waiters.wake, notifier.changed)
     if answers is None:
         answers = AnswerCache(settings.cache_bytes)
     deps = {"store": store, "waiters": waiters, "snapshotter": snapshotter,
+            "counters": counters or Counters(),
             "renderer": renderer or render_handler.ChartRenderer(),
             "answers": answers,
             "bodies": bodies or BodyBuilder(answers, settings.stale_after),
@@ -85,10 +98,12 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         ("render", render_handler.RenderHandler),
         ("text", text_handler.TextHandler),
         ("jobs", home.JobsHandler),
+        ("metrics", metrics_handler.MetricsHandler),
         ("", home.HomeHandler),
     ]
     return web.Application(
-        [(rf"/progress/{name}", handler, deps) for name, handler in routes]
+        [(rf"/progress/{name}", handler, {**deps, "endpoint": name or "home"})
+         for name, handler in routes]
         + [("/", home.RootRedirect, deps)],
         template_path=str(resource_dir("templates")),
         static_path=str(resource_dir("static")),

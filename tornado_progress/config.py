@@ -39,3 +39,5 @@ class Settings:
     frame_ancestors: str = "'self'"
     # The home page lists the jobs, and `jobs` answers (off by default: ids may be private).
     list_jobs: bool = False
+    # URL prefixes that create's notify may name (option --notify-allow); none: notify is off.
+    notify_allow: tuple[str, ...] = ()

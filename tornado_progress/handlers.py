@@ -22,6 +22,7 @@ from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
 from .longpoll import Waiters
+from .metrics import Counters
 from .model import BadParameter, ModelError, Store
 from .snapshots import Snapshotter
 
@@ -39,8 +40,11 @@ class ApiHandler(web.RequestHandler):
 
     def initialize(self, store: Store, waiters: Waiters, snapshotter: Snapshotter,
                    renderer: ChartRenderer, answers: AnswerCache, bodies: BodyBuilder,
-                   settings: Settings, started: float) -> None:
+                   settings: Settings, started: float, counters: Counters,
+                   endpoint: str = "other") -> None:
         self.store = store
+        self.counters = counters
+        self.endpoint = endpoint
         self.answers = answers
         self.bodies = bodies
         self.waiters = waiters
@@ -105,6 +109,7 @@ class ApiHandler(web.RequestHandler):
         """Answers with an error sentence, dropping whatever headers the handler had set."""
         self.clear()
         self.set_status(status)
+        self.counters.refusal(self.endpoint, status)
         self.error_body(sentence)
 
     def error_body(self, sentence: str) -> None:
@@ -134,6 +139,7 @@ class ApiHandler(web.RequestHandler):
             sentence = "the server failed to answer this request; the error is in its log"
         elif isinstance(error, web.HTTPError) and error.log_message:
             sentence = error.log_message % error.args if error.args else error.log_message
+        self.counters.refusal(self.endpoint, status_code)
         self.error_body(sentence)  # Tornado has cleared the headers and set the status
 
     def compute_etag(self) -> str | None:
@@ -236,12 +242,16 @@ class CreateHandler(FormHandler):
         given = self.arg("jobid")
         jobid = self.new_jobid() if given is None else params.identifier("jobid", given)
         desc, truncated = params.description(self.arg("desc", lenient=True))
-        job = self.store.create(jobid, desc, self.write_key(), self.client(),
-                                keep_seconds=params.seconds("maxage", self.arg("maxage")),
-                                expected=params.count("workers", self.arg("workers")))
+        job = self.store.create(
+            jobid, desc, self.write_key(), self.client(),
+            keep_seconds=params.seconds("maxage", self.arg("maxage")),
+            expected=params.count("workers", self.arg("workers")),
+            metrics=params.flag("metrics", self.arg("metrics"), default=False),
+            notify=params.notify_url(self.arg("notify"), self.config.notify_allow))
         self.write_json({"jobid": job.jobid, "desc": job.desc, "version": job.version,
                          "truncated": truncated, "maxage": self.store.keep_seconds(job),
-                         "workers": job.expected, **self.job_urls(job.jobid)})
+                         "workers": job.expected, "metrics": job.metrics,
+                         "notify": job.notify, **self.job_urls(job.jobid)})
 
     def new_jobid(self) -> str:
         """An id nobody can guess (128 random bits), or the one a trusted proxy that routes
@@ -262,6 +272,7 @@ class UpdateHandler(FormHandler):
         ok, desc = params.outcome(self.arg("ok"), self.arg("exit"), desc)
         worker = self.store.update(jobid, workid, current, total, desc, ok, self.write_key(),
                                    self.client())
+        self.counters.updates += 1
         self.write_bytes(views.update_answer(worker.version, truncated))
 
 

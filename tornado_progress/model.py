@@ -113,11 +113,12 @@ class Job:
     """A job and its workers, kept in the order they last changed (oldest change first)."""
 
     __slots__ = ("created", "desc", "expected", "generation", "jobid", "keep_seconds", "key",
-                 "updated", "version", "workers", "write_key")
+                 "metrics", "notify", "updated", "version", "workers", "write_key")
 
     def __init__(self, jobid: str, desc: str, now: float, version: int,
                  write_key: str | None = None, keep_seconds: float | None = None,
-                 expected: int | None = None) -> None:
+                 expected: int | None = None, metrics: bool = False,
+                 notify: str | None = None) -> None:
         self.jobid = jobid
         # The secret that update, delete and a re-create of this job must carry; None: open.
         self.write_key = write_key
@@ -126,6 +127,10 @@ class Job:
         self.keep_seconds = keep_seconds
         # How many workers the job expects (create's workers); None: those that reported.
         self.expected = expected
+        # Whether `metrics` shows this job (create's metrics=1), and where its news is POSTed
+        # (create's notify): both chosen by whoever created it.
+        self.metrics = metrics
+        self.notify = notify
         self.key = id_key(jobid)
         self.desc = desc
         self.created = now
@@ -322,10 +327,11 @@ class Store:
 
     def create(self, jobid: str, desc: str, write_key: str | None = None,
                client: str = "", keep_seconds: float | None = None,
-               expected: int | None = None) -> Job:
+               expected: int | None = None, metrics: bool = False,
+               notify: str | None = None) -> Job:
         """Defines a job, replacing (and emptying) one of the same id: with the old one's key,
-        if it had one. `keep_seconds` (capped by the limits) and `expected` workers are the
-        new job's own."""
+        if it had one. `keep_seconds` (capped by the limits), `expected` workers, `metrics`
+        and `notify` are the new job's own."""
         if keep_seconds is not None:
             keep_seconds = min(keep_seconds, self.limits.max_keep_seconds)
         if expected is not None and not 1 <= expected <= self.limits.max_workers_per_job:
@@ -344,7 +350,8 @@ class Store:
                 raise Forbidden(f"job {jobid!r} exists without a key, and a key protects only a "
                                 "new job: delete the job first, or use another jobid")
             self.worker_count -= len(old.workers)
-        job = Job(jobid, desc, now, self._next_version(), write_key, keep_seconds, expected)
+        job = Job(jobid, desc, now, self._next_version(), write_key, keep_seconds, expected,
+                  metrics, notify)
         self.jobs[key] = job
         self.on_change(key)
         return job

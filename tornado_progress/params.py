@@ -164,3 +164,22 @@ def choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
     if lowered not in choices:
         raise BadParameter(f"{name} must be one of {', '.join(choices)}; got {quoted(value)}")
     return lowered
+
+
+NOTIFY_MAX_CHARS = 2048
+
+
+def notify_url(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """create's notify: a URL that starts with one of the server's allowed prefixes (option
+    --notify-allow), since the server itself will POST there."""
+    if value is None:
+        return None
+    if not allowed:
+        raise BadParameter("notify is turned off on this server: its operator allows URLs with "
+                           "the option --notify-allow PREFIX")
+    if len(value) > NOTIFY_MAX_CHARS or not value.startswith(("http://", "https://")) or \
+            not value.startswith(allowed):
+        raise BadParameter(f"notify must be an http(s) URL of at most {NOTIFY_MAX_CHARS} "
+                           f"characters starting with one of {', '.join(allowed)} (option "
+                           f"--notify-allow), got {quoted(value)}")
+    return value

@@ -19,12 +19,16 @@ import msgpack
 from .model import DESC_MAX_CHARS, ID_MAX_CHARS, KEY_MIN_CHARS, Job, Store, Worker, id_key
 
 FORMAT = "tornado_progress-snapshot"
-# Schema 2 added the job's write_key, schema 3 its own keep time (create's maxage) and expected
-# workers. Older files still load: their jobs open to anyone, kept --keep-days.
+# Schema 2 added the job's write_key, schema 3 its own keep time (create's maxage), expected
+# workers, metrics flag and notify URL. Older files still load: their jobs open to anyone,
+# kept --keep-days.
 SCHEMA = 3
 READABLE_SCHEMAS = (1, 2, 3)
 # Fields of a job record by schema.
-_RECORD_SIZES = {1: 8, 2: 9, 3: 11}
+_RECORD_SIZES = {1: 8, 2: 9, 3: 13}
+_URL_MAX_CHARS = 2048
+# A job's own fields after the chunk count, as an older schema's job has them.
+_OWN_DEFAULTS: tuple[Any, ...] = (None, None, None, False, None)
 # Versions count microseconds since 1970; 2**53 lasts until 2255 and every version stays exact
 # as a JSON number. A bigger one in a file would make every later snapshot fail to pack.
 MAX_VERSION = 2**53
@@ -43,34 +47,35 @@ class SnapshotError(Exception):
     """A snapshot file that cannot be trusted."""
 
 
-# A job as a snapshot holds it, ending with its write_key, keep time and expected workers. The
-# 7-field form is still accepted by `write_stream` (bench/fixtures.py builds it) and writes an
-# open job with the server's keep time.
+# A job as a snapshot holds it, ending with its write_key, keep time, expected workers, metrics
+# flag and notify URL. The 7-field form is still accepted by `write_stream` (bench/fixtures.py
+# builds it) and writes an open job with the server's keep time.
 JobCopy = (tuple[str, str, float, float, int, int, list[Worker], str | None, float | None,
-                 int | None]
+                 int | None, bool, str | None]
            | tuple[str, str, float, float, int, int, list[Worker]])
 
 
 def copy_state(store: Store) -> list[JobCopy]:
     """What a snapshot holds, copied by reference: cheap enough to do on the event loop."""
     return [(job.jobid, job.desc, job.created, job.updated, job.version, job.generation,
-             list(job.workers.values()), job.write_key, job.keep_seconds, job.expected)
+             list(job.workers.values()), job.write_key, job.keep_seconds, job.expected,
+             job.metrics, job.notify)
             for job in store.jobs.values()]
 
 
 def write_stream(out: BinaryIO, jobs: list[JobCopy], version: int, saved_at: float) -> None:
     """Packs a snapshot. A job record is [jobid, desc, created, updated, version, generation,
-    worker count, chunk count, write_key, keep_seconds, expected]; schema 1 ended at the chunk
-    count, schema 2 at the write_key."""
+    worker count, chunk count, write_key, keep_seconds, expected, metrics, notify]; schema 1
+    ended at the chunk count, schema 2 at the write_key."""
     packer = msgpack.Packer(use_bin_type=True)
     out.write(packer.pack({"format": FORMAT, "schema": SCHEMA, "version": version,
                            "saved_at": saved_at, "jobs": len(jobs)}))
     for job in jobs:
         jobid, desc, created, updated, job_version, generation, workers = job[:7]
-        write_key, keep_seconds, expected = job[7:] if len(job) > 7 else (None, None, None)
+        own = job[7:] if len(job) > 7 else _OWN_DEFAULTS
         chunks = (len(workers) + CHUNK - 1) // CHUNK
         out.write(packer.pack([jobid, desc, created, updated, job_version, generation,
-                               len(workers), chunks, write_key, keep_seconds, expected]))
+                               len(workers), chunks, *own]))
         for start in range(0, len(workers), CHUNK):
             out.write(packer.pack(workers[start:start + CHUNK]))
     out.write(packer.pack({"end": True, "jobs": len(jobs)}))
@@ -157,7 +162,9 @@ def _job(unpacker: msgpack.Unpacker, schema: int, header_version: int) -> Job:
     _check(type(record) is tuple and len(record) == size,
            f"a job record is not a {size}-field array")
     jobid, desc, created, updated, version, generation, count, chunks = record[:8]
-    write_key, keep_seconds, expected = (*record[8:], None, None, None)[:3]
+    extra: tuple[Any, ...] = record[8:]  # what the schema has; older schemas had less
+    own: tuple[Any, ...] = (*extra, *_OWN_DEFAULTS[len(extra):])
+    write_key, keep_seconds, expected, metrics, notify = own
     _check(_text(jobid, 1, ID_MAX_CHARS) and _text(desc, 0, DESC_MAX_CHARS),
            "a job's id or desc is not text of an allowed length")
     _check(_finite(created) and _finite(updated), "a job's created or updated is not finite")
@@ -169,9 +176,12 @@ def _job(unpacker: msgpack.Unpacker, schema: int, header_version: int) -> Job:
            "a job's keep time is not a number of seconds > 0")
     _check(expected is None or (type(expected) is int and expected >= 1),
            "a job's expected workers is not a whole number >= 1")
+    _check(type(metrics) is bool and (notify is None or _text(notify, 1, _URL_MAX_CHARS)),
+           "a job's metrics flag is not a bool or its notify URL not text of an allowed length")
     _check(type(count) is int and type(chunks) is int and count >= 0 and 0 <= chunks <= count + 1,
            "a job's worker or chunk count is out of range")
-    job = Job(jobid, desc, created, generation, write_key, keep_seconds, expected)
+    job = Job(jobid, desc, created, generation, write_key, keep_seconds, expected, metrics,
+              notify)
     job.updated, job.version = updated, version
     job.workers = _workers(unpacker, chunks, count, version)
     return job

@@ -101,6 +101,10 @@ class Snapshotter:
         # A sentence while snapshots cannot be written (health says "degraded"); None once one
         # is written.
         self.error: str | None = None
+        # For `metrics`: snapshots written and failed, and the last one's seconds.
+        self.written = 0
+        self.failures = 0
+        self.last_duration_s: float | None = None
         self._lock = asyncio.Lock()
 
     def _named(self, pattern: re.Pattern[str]) -> list[os.DirEntry[str]]:
@@ -244,12 +248,15 @@ class Snapshotter:
             self.saved_version = version
             self.last_snapshot = time.time()
             self.error = None
+            self.written += 1
+            self.last_duration_s = time.monotonic() - started
             log.info("snapshot %s: %d jobs, %d workers, %.0f ms", path.name, len(jobs),
-                     sum(len(job[6]) for job in jobs), 1000 * (time.monotonic() - started))
+                     sum(len(job[6]) for job in jobs), 1000 * self.last_duration_s)
             return path
 
     def _failed(self, error: BaseException | None) -> None:
         if error is not None:
+            self.failures += 1
             self._cannot_write(error)
             log.error("snapshot not written: %s", self.error)
 
