@@ -17,8 +17,9 @@ from tornado_progress.app import make_app
 from tornado_progress.bodies import BodyBuilder
 from tornado_progress.config import Settings
 from tornado_progress.handlers import HARD_REQUEST_LIMIT
+from tornado_progress.limits import Limits
 from tornado_progress.longpoll import Waiters
-from tornado_progress.model import Limits, Store
+from tornado_progress.model import Store
 from tornado_progress.notify import Notifier
 from tornado_progress.render_handler import ChartRenderer
 from tornado_progress.server import ProgressServer

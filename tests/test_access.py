@@ -13,7 +13,8 @@ from tornado.httpclient import AsyncHTTPClient
 from tests.conftest import Fetch, as_json
 from tornado_progress.access import TrustedProxies, bearer, parse_networks
 from tornado_progress.config import Settings
-from tornado_progress.model import Limits, Store
+from tornado_progress.limits import Limits
+from tornado_progress.model import Store
 from tornado_progress.snapshots import Snapshotter
 
 KEY = "s3cret-key"

@@ -22,8 +22,9 @@ from tornado.httpserver import HTTPServer
 from tests.serverproc import free_port
 from tornado_progress.app import make_app
 from tornado_progress.config import Settings
+from tornado_progress.limits import Limits
 from tornado_progress.longpoll import Waiters
-from tornado_progress.model import Limits, Store
+from tornado_progress.model import Store
 from tornado_progress.snapshots import Snapshotter
 
 ENDPOINTS = ["create", "update", "delete", "status", "poll", "health", "show", "render",

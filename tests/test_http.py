@@ -12,7 +12,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from tests.conftest import Fetch, as_json
 from tornado_progress.config import Settings
-from tornado_progress.model import Limits, Store
+from tornado_progress.limits import Limits
+from tornado_progress.model import Store
 
 UPDATE = {"jobid": "j1", "workid": "w1", "current": "5", "total": "22"}
 

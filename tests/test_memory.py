@@ -15,7 +15,8 @@ from tornado_progress import render_handler
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.bodies import DELTA_MAX_SHARE
 from tornado_progress.config import Settings
-from tornado_progress.model import Limits, Store
+from tornado_progress.limits import Limits
+from tornado_progress.model import Store
 from tornado_progress.render_handler import ChartRenderer
 
 BUDGET = 1 << 20

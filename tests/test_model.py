@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import FakeClock
+from tornado_progress.limits import Limits, NewJobRate
 from tornado_progress.model import (
     BadParameter,
     Forbidden,
     LimitReached,
-    Limits,
-    NewJobRate,
     Store,
     UnknownJob,
     Worker,

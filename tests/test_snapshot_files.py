@@ -18,7 +18,8 @@ import pytest
 
 from tests.conftest import FakeClock, Fetch, as_json
 from tornado_progress import snapshot_format, snapshots
-from tornado_progress.model import Limits, Store
+from tornado_progress.limits import Limits
+from tornado_progress.model import Store
 from tornado_progress.snapshots import Snapshotter
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from tests.conftest import FakeClock
 from tornado_progress import snapshot_format
-from tornado_progress.model import Limits, Store
+from tornado_progress.limits import Limits
+from tornado_progress.model import Store
 from tornado_progress.snapshot_format import SnapshotError, read_stream
 from tornado_progress.snapshots import Snapshotter
 

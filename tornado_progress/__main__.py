@@ -22,8 +22,9 @@ from .bodies import BodyBuilder
 from .config import LOOPBACK, Settings
 from .demo import run_demo
 from .handlers import HARD_REQUEST_LIMIT
+from .limits import Limits
 from .longpoll import Waiters
-from .model import Limits, Store
+from .model import Store
 from .notify import Notifier
 from .render_handler import ChartRenderer
 from .server import ProgressServer, serve

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import Limits
+from .limits import Limits
 
 # Addresses whose X-Forwarded-* and X-Real-Ip headers are believed: a proxy on this machine.
 LOOPBACK = ("127.0.0.0/8", "::1/128")
