@@ -44,3 +44,12 @@ def test_no_file_points_outside_the_repository() -> None:
         if path.suffix in {".py", ".md", ".html", ".js", ".css", ".cfg", ".toml", ""} and \
                 path.is_file():
             assert OUTSIDE not in path.read_text(errors="replace"), name
+
+
+def test_the_readmes_client_examples_are_the_tested_scripts() -> None:
+    """The README shows docs/examples/*.py (which tests/test_client.py runs) word for word."""
+    readme = (ROOT / "README.md").read_text()
+    for script in sorted((ROOT / "docs" / "examples").glob("*.py")):
+        text = script.read_text()
+        code = text[text.index('"""', 3) + 3:].strip("\n")  # after the module docstring
+        assert code in readme, script.name

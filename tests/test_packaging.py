@@ -53,6 +53,9 @@ def test_a_wheel_in_a_fresh_virtualenv_serves_pages_and_static_files(tmp_path: P
     where = run(python, "-c", "import tornado_progress; print(tornado_progress.__file__)",
                 cwd=tmp_path)
     assert where.startswith(str(venv))
+    client = run(python, "-c", "import tornado_progress.client as c; print(c.__file__)",
+                 cwd=tmp_path)
+    assert client.startswith(str(venv))  # the client ships in the wheel too
     port = free_port()
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([venv / "bin" / "tornado-progress", "--port", str(port),
