@@ -19,14 +19,18 @@ from .model import Job, JobView, Worker
 # Workers encoded per json.dumps call: the C encoder keeps the GIL for a whole call, so a big
 # body is encoded in pieces and a thread building it hands the event loop the GIL between them.
 ENCODE_CHUNK = 500
-_DIGITS = re.compile(r"(\d+)")
+# ASCII digits only: the page's script (static/show-format.js) splits names the same way.
+_DIGITS = re.compile(r"([0-9]+)")
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that puts w2 before w10."""
-    # isdecimal, not isdigit: int() refuses digits such as '²' that isdigit accepts.
-    return tuple((0, int(part)) if part.isdecimal() else (1, part.casefold())
+    """Sort key that puts w2 before w10: runs of ASCII digits compare as numbers and come
+    before text, other runs compare lower-cased by code point, and names equal so far by
+    their exact text. The page sorts by the same rule (compareNames in show-format.js), so
+    the server's order, the page's and the PNG's agree."""
+    runs = tuple((0, int(part)) if part[0] in "0123456789" else (1, part.lower())
                  for part in _DIGITS.split(text) if part)
+    return (*runs, (2, text))
 
 
 def percent(fraction: float) -> int:
