@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.serverproc import ErrorStatus, ServerProcess, running_server
+from tornado_progress.demo import demo_workers
 
 pytestmark = pytest.mark.e2e
 
@@ -122,6 +123,7 @@ def test_demo_feeds_demo1_through_http(tmp_path: Path) -> None:
         status = server.get("status?jobid=demo1")
         assert status["desc"].startswith("Demo")
         assert len(status["workers"]) >= 6
+        assert status["summary"]["expected"] == len(demo_workers())  # "not started" counted
 
 
 def test_keep_days_is_a_decimal(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from .answer_cache import AnswerCache
 from .app import make_app
 from .bodies import BodyBuilder
 from .config import LOOPBACK, Settings
-from .demo import run_demo
+from .demo import DEMO_STALE_AFTER_S, run_demo
 from .handlers import HARD_REQUEST_LIMIT
 from .limits import Limits
 from .longpoll import Waiters
@@ -53,8 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-keep-days", type=_positive_float, default=30.0,
                         help="the longest a job's own maxage (create's parameter) may keep it, "
                              "in days (decimal)")
-    parser.add_argument("--stale-after", type=_positive_float, default=300.0,
-                        help="seconds without an update after which a running worker is stale")
+    parser.add_argument("--stale-after", type=_positive_float, default=None,
+                        help="seconds without an update after which a running worker is stale "
+                             f"(default: 300; with --demo, {DEMO_STALE_AFTER_S:g})")
     parser.add_argument("--poll-interval", type=_non_negative_float, default=0.08,
                         help="seconds: a job's viewers are answered at most this often; the "
                              "changes in between come in one answer")
@@ -169,6 +170,13 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def stale_after(args: argparse.Namespace) -> float:
+    """--stale-after as given, else the demo's short one or the usual 300 s."""
+    if args.stale_after is not None:
+        return float(args.stale_after)
+    return DEMO_STALE_AFTER_S if args.demo else 300.0
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         host=args.host, port=args.port, snapshot_dir=args.snapshot_dir,
@@ -178,7 +186,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                       max_keep_seconds=args.max_keep_days * 86400.0,
                       require_key=args.require_key,
                       new_jobs_per_minute=args.new_jobs_per_minute),
-        stale_after=args.stale_after, poll_interval=args.poll_interval,
+        stale_after=stale_after(args), poll_interval=args.poll_interval,
         max_request_bytes=args.max_request_bytes, demo=args.demo,
         header_timeout=args.header_timeout, idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout, max_connections=args.max_connections,
