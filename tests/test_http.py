@@ -3,6 +3,7 @@ forms, id equivalence, limits and proxy headers of the contract (docs/API.md).""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -438,3 +439,38 @@ async def test_update_takes_a_shell_exit_status(fetch: Fetch) -> None:
         (False, "exit 1", "failed"), (True, "", "running"), (False, "exit 137", "failed")]
     refused = await fetch("update", jobid="sh", workid="x", current=1, total=2, exit=2, ok=1)
     assert refused.code == 400 and "disagree" in as_json(refused)["error"]
+
+
+@pytest.mark.gen_test
+async def test_a_batch_of_updates_answers_line_by_line(fetch: Fetch) -> None:
+    body = "\n".join([
+        "jobid=b&workid=w1&current=1&total=4",
+        "jobid=b&workid=w2&current=x&total=4",
+        "",
+        "jobid=b&workid=w3&current=2&total=4&desc=%C3%BCber&exit=3",
+        "jobid=other&workid=w1&current=1&total=1",
+    ]) + "\n"
+    answer = await fetch("updates", method="POST", body=body)
+    assert answer.code == 200
+    lines = [json.loads(line) for line in answer.body.decode().splitlines()]
+    assert len(lines) == 5
+    assert set(lines[0]) == {"version", "truncated"} and lines[3]["version"] > lines[0]["version"]
+    assert lines[1] == {"error": "current must be a number >= 0, got 'x'"}
+    assert lines[2] == {"error": "jobid is required"}
+    workers = {w["workid"]: w for w in as_json(await fetch("status", jobid="b"))["workers"]}
+    assert sorted(workers) == ["w1", "w3"] and workers["w3"]["desc"] == "exit 3: über"
+    assert as_json(await fetch("status", jobid="other"))["summary"]["done"] == 1
+    refused = await fetch("updates", jobid="b", workid="w", current=1, total=2)
+    assert refused.code == 405 and refused.headers["Allow"] == "POST"
+
+
+@pytest.mark.gen_test
+async def test_a_batch_takes_the_querys_key_for_its_lines(fetch: Fetch, base_url: str,
+                                                          http_client: AsyncHTTPClient) -> None:
+    await fetch("create", jobid="locked", key="s3cret-key")
+    body = b"jobid=locked&workid=w&current=1&total=2\njobid=locked&workid=v&current=1&total=2" \
+           b"&key=wrong-key!"
+    answer = await http_client.fetch(f"{base_url}/progress/updates?key=s3cret-key", method="POST",
+                                     body=body, raise_error=False)
+    first, second = (json.loads(line) for line in answer.body.splitlines())
+    assert "version" in first and "protected by a key" in second["error"]

@@ -90,6 +90,7 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
     routes: list[tuple[str, type[web.RequestHandler]]] = [
         ("create", handlers.CreateHandler),
         ("update", handlers.UpdateHandler),
+        ("updates", handlers.UpdatesHandler),
         ("delete", handlers.DeleteHandler),
         ("status", handlers.StatusHandler),
         ("poll", handlers.PollHandler),

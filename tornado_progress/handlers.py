@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 from tornado import httputil, web
 
-from . import access, params, views
+from . import access, params, views, writes
 from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
 from .longpoll import Waiters
 from .metrics import Counters
-from .model import BadParameter, ModelError, Store
+from .model import ModelError, Store
 from .snapshots import Snapshotter
 
 if TYPE_CHECKING:  # the render endpoint is built on this module
@@ -54,19 +54,8 @@ class ApiHandler(web.RequestHandler):
         self.started = started
 
     def arg(self, name: str, lenient: bool = False) -> str | None:
-        """A parameter exactly as sent, the last one if repeated. Not `get_argument`, which
-        strips spaces (ids may hold them) and replaces control characters (strings are kept
-        as given and escaped where they are shown). `lenient` text is never refused: bytes
-        that are not UTF-8 (a Latin-1 file name in a message) become U+FFFD."""
-        values = self.request.arguments.get(name)
-        if not values:
-            return None
-        if lenient:
-            return values[-1].decode("utf-8", errors="replace")
-        try:
-            return values[-1].decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadParameter(f"{name} must be UTF-8 text, got {values[-1][:40]!r}") from None
+        """A parameter exactly as sent (writes.read_arg)."""
+        return writes.read_arg(self.request.arguments, name, lenient)
 
     def prepare(self) -> None:
         # The server reads request lines up to HARD_REQUEST_LIMIT, so that one longer than
@@ -75,9 +64,7 @@ class ApiHandler(web.RequestHandler):
             self.too_large("line", len(self.request.uri or ""))
 
     def too_large(self, part: str, size: int, at_least: bool = False) -> None:
-        self.fail(413, f"the request {part} is {'at least ' if at_least else ''}{size} bytes, "
-                       f"more than the limit of {self.config.max_request_bytes} "
-                       "(option --max-request-bytes)")
+        self.fail(413, writes.too_large(part, size, self.config.max_request_bytes, at_least))
 
     def get(self) -> Awaitable[None] | None:
         return self.guarded()
@@ -130,7 +117,8 @@ class ApiHandler(web.RequestHandler):
         sentence = self._reason
         if status_code == 405:
             allowed = [method for method in ("GET", "HEAD", "POST")
-                       if getattr(type(self), method.lower()) is not getattr(
+                       if method in self.SUPPORTED_METHODS
+                       and getattr(type(self), method.lower()) is not getattr(
                            web.RequestHandler, method.lower())]
             self.set_header("Allow", ", ".join(allowed))
             sentence = (f"{self.request.method} is not allowed on {self.request.path}; use "
@@ -208,26 +196,24 @@ class FormHandler(ApiHandler):
     def post(self) -> Awaitable[None] | None:
         if self._finished:  # refused while the body came in
             return None
-        form: dict[str, list[bytes]] = {}
         try:
-            httputil.parse_body_arguments(self.request.headers.get("Content-Type", ""),
-                                          b"".join(self._body), form, {}, self.request.headers)
-        except httputil.HTTPInputError as error:
-            self.fail(400, f"the request body is not a form this server reads ({error}); send "
-                           "application/x-www-form-urlencoded or multipart/form-data")
+            form = self.body_form()
+        except ModelError as error:
+            self.fail(error.status, error.message)
             return None
         for name, values in form.items():
             self.request.body_arguments.setdefault(name, []).extend(values)
             self.request.arguments.setdefault(name, []).extend(values)
         return self.guarded()
 
+    def body_form(self) -> dict[str, list[bytes]]:
+        return writes.form_arguments(self.request.headers.get("Content-Type", ""),
+                                     b"".join(self._body), self.request.headers)
+
     def check_access(self) -> None:
         """Writes: never from another site's page, and with a token when the server wants one
         (read after a POST body, which may carry it)."""
-        access.check_same_site(self.request.headers, self.request.host)
-        if self.config.write_tokens:
-            access.check_token(self.config.write_tokens, self.arg("token") or access.bearer(
-                self.request.headers.get("Authorization")))
+        writes.check_write(self.request.headers, self.request.host, self.arg, self.config)
 
     def client(self) -> str:
         """The client as per-client limits count it."""
@@ -264,16 +250,20 @@ class CreateHandler(FormHandler):
 
 class UpdateHandler(FormHandler):
     def respond(self) -> None:
-        jobid = params.identifier("jobid", self.arg("jobid"))
-        workid = params.identifier("workid", self.arg("workid"))
-        current = params.number("current", self.arg("current"))
-        total = params.number("total", self.arg("total"))
-        desc, truncated = params.description(self.arg("desc", lenient=True))
-        ok, desc = params.outcome(self.arg("ok"), self.arg("exit"), desc)
-        worker = self.store.update(jobid, workid, current, total, desc, ok, self.write_key(),
-                                   self.client())
-        self.counters.updates += 1
-        self.write_bytes(views.update_answer(worker.version, truncated))
+        self.write_bytes(writes.apply_update(self.arg, self.store, self.client(), self.counters))
+
+
+class UpdatesHandler(FormHandler):
+    """A batch of updates, one form-encoded line each; POST only."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    def body_form(self) -> dict[str, list[bytes]]:
+        return {}  # the body is lines of updates, not one form
+
+    def respond(self) -> None:
+        self.write_bytes(writes.apply_batch(b"".join(self._body), self.store, self.client(),
+                                            self.counters, self.request.query_arguments))
 
 
 class DeleteHandler(FormHandler):
