@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tornado import web
-from tornado.log import access_log
 
-from . import handlers, home, metrics_handler, pages, palette, render_handler, text_handler, views
+from . import (
+    handlers,
+    home,
+    metrics_handler,
+    pages,
+    palette,
+    render_handler,
+    request_log,
+    text_handler,
+    views,
+)
 from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
@@ -30,23 +38,11 @@ def resource_dir(name: str) -> Path:
     return inside if inside.is_dir() else package.parent / name
 
 
-# Characters of a request line kept in the access log: a refused megabyte must not land whole.
-LOGGED_URI_CHARS = 200
-# Parameters whose values never reach the log: whoever reads it must not gain write access.
-_SECRET = re.compile(r"(?<=[?&])(token|key)=[^&]*")
-
-
 def log_request(handler: web.RequestHandler) -> None:
-    """Tornado's access-log line, with a long request line cut and secrets blanked."""
-    status = handler.get_status()
-    write = (access_log.info if status < 400 else
-             access_log.warning if status < 500 else access_log.error)
+    """Tornado's access-log line, as request_log writes it for every path."""
     request = handler.request
-    uri = _SECRET.sub(r"\1=***", request.uri or "")
-    if len(uri) > LOGGED_URI_CHARS:
-        uri = f"{uri[:LOGGED_URI_CHARS]}... ({len(uri)} characters)"
-    write("%d %s %s (%s) %.2fms", status, request.method, uri, request.remote_ip,
-          1000.0 * request.request_time())
+    request_log.log_answer(handler.get_status(), request.method or "", request.uri or "",
+                           request.remote_ip or "", request.request_time())
 
 
 class StaticFiles(web.StaticFileHandler):

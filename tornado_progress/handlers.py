@@ -7,7 +7,6 @@ sentences, so no handler formats an error itself.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import time
@@ -24,6 +23,7 @@ from .config import Settings
 from .longpoll import Waiters
 from .metrics import Counters
 from .model import ModelError, Store
+from .polls import PollWait
 from .snapshots import Snapshotter
 
 if TYPE_CHECKING:  # the render endpoint is built on this module
@@ -283,35 +283,18 @@ class StatusHandler(ApiHandler):
 class PollHandler(ApiHandler):
     """Long poll: answers when the job's version moves past `since`, or at `timeout`."""
 
-    _parked: tuple[str, asyncio.Future[bool]] | None = None
-    _gone = False
+    wait: PollWait | None = None
 
     async def respond(self) -> None:
-        jobid = params.identifier("jobid", self.arg("jobid"))
-        since = params.version("since", self.arg("since"))
-        timeout = params.bounded("timeout", self.arg("timeout"), 25.0, 0.0, 60.0)
-        job = self.store.get(jobid)
-        self.set_header("Cache-Control", "no-store")
-        behind = job.generation <= since < job.version  # a delta is due
-        if timeout > 0 and (job.version == since or
-                            (behind and self.waiters.held_back(job.key))):
-            parked = self.waiters.park(job.key, timeout)
-            if behind:
-                self.waiters.wake(job.key)  # answered at the end of the pacing interval
-            self._parked = (job.key, parked)
-            await parked
-            self._parked = None
-            if self._gone:
-                return
-            job = self.store.get(jobid)  # deleted or expired meanwhile: 404
-        body = await self.bodies.poll(job, since, self.store.clock())
-        if not self._gone:
+        self.wait = PollWait(self.store, self.waiters, self.bodies)
+        body = await self.wait.answer(self.arg)
+        if body is not None:
+            self.set_header("Cache-Control", "no-store")
             self.write_bytes(body)
 
     def on_connection_close(self) -> None:
-        self._gone = True
-        if self._parked is not None:
-            self.waiters.discard(*self._parked)
+        if self.wait is not None:
+            self.wait.client_left()
 
 
 class HealthHandler(ApiHandler):
