@@ -50,10 +50,25 @@ def limits() -> Limits:
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path, limits: Limits) -> Settings:
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Whether update, updates and poll take the fast path (the default) or the handlers; a
+    module that sets `RUN_ON_BOTH_PATHS = True` runs each of its HTTP tests both ways."""
+    return bool(getattr(request, "param", True))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "RUN_ON_BOTH_PATHS", False) and \
+            "fast_path" in metafunc.fixturenames:
+        metafunc.parametrize("fast_path", [True, False], indirect=True,
+                             ids=["fast", "handlers"])
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path, limits: Limits,
+             fast_path: bool) -> Settings:
     """The test's settings; `@pytest.mark.parametrize("settings", [{...}], indirect=True)`
     changes some of them."""
-    overrides: dict[str, Any] = getattr(request, "param", {})
+    overrides: dict[str, Any] = {"fast_path": fast_path, **getattr(request, "param", {})}
     return Settings(snapshot_dir=tmp_path / "snapshots", limits=limits, **overrides)
 
 

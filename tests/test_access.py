@@ -17,6 +17,9 @@ from tornado_progress.limits import Limits
 from tornado_progress.model import Store
 from tornado_progress.snapshots import Snapshotter
 
+# Every HTTP test runs on the fast path and through the handlers.
+RUN_ON_BOTH_PATHS = True
+
 KEY = "s3cret-key"
 UPDATE = {"jobid": "j", "workid": "w", "current": 1, "total": 2}
 

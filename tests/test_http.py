@@ -16,6 +16,9 @@ from tornado_progress.config import Settings
 from tornado_progress.limits import Limits
 from tornado_progress.model import Store
 
+# Every HTTP test runs on the fast path and through the handlers.
+RUN_ON_BOTH_PATHS = True
+
 UPDATE = {"jobid": "j1", "workid": "w1", "current": "5", "total": "22"}
 
 

@@ -16,6 +16,9 @@ from tornado_progress.config import Settings
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Store
 
+# Every HTTP test runs on the fast path and through the handlers.
+RUN_ON_BOTH_PATHS = True
+
 PARKED = 1000
 
 

@@ -23,6 +23,7 @@ from . import (
 from .answer_cache import AnswerCache
 from .bodies import BodyBuilder
 from .config import Settings
+from .fast_path import FastPath
 from .longpoll import Waiters
 from .metrics import Counters
 from .model import Store
@@ -74,14 +75,13 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
              counters: Counters | None = None, notifier: Notifier | None = None,
              **tornado_settings: Any) -> web.Application:
     store.on_change = waiters.wake if notifier is None else both(waiters.wake, notifier.changed)
-    if answers is None:
-        answers = AnswerCache(settings.cache_bytes)
+    # `is None`, never `or`: an empty cache is falsy (it has a length).
+    answers = AnswerCache(settings.cache_bytes) if answers is None else answers
+    bodies = BodyBuilder(answers, settings.stale_after) if bodies is None else bodies
+    counters = Counters() if counters is None else counters
     deps = {"store": store, "waiters": waiters, "snapshotter": snapshotter,
-            "counters": counters or Counters(),
-            "renderer": renderer or render_handler.ChartRenderer(),
-            "answers": answers,
-            "bodies": bodies or BodyBuilder(answers, settings.stale_after),
-            "settings": settings,
+            "counters": counters, "renderer": renderer or render_handler.ChartRenderer(),
+            "answers": answers, "bodies": bodies, "settings": settings,
             "started": time.monotonic()}
     routes: list[tuple[str, type[web.RequestHandler]]] = [
         ("create", handlers.CreateHandler),
@@ -98,6 +98,7 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         ("metrics", metrics_handler.MetricsHandler),
         ("", home.HomeHandler),
     ]
+    fast = FastPath(store, waiters, bodies, settings, counters)
     return web.Application(
         [(rf"/progress/{name}", handler, {**deps, "endpoint": name or "home"})
          for name, handler in routes]
@@ -109,5 +110,6 @@ def make_app(store: Store, waiters: Waiters, snapshotter: Snapshotter,
         default_handler_class=handlers.NotFoundHandler,
         default_handler_args=deps,
         ui_methods={"palette_css": lambda handler: palette.css_variables()},
+        fast_path=fast if settings.fast_path else None,
         **{"log_function": log_request, **tornado_settings},
     )

@@ -41,3 +41,6 @@ class Settings:
     list_jobs: bool = False
     # URL prefixes that create's notify may name (option --notify-allow); none: notify is off.
     notify_allow: tuple[str, ...] = ()
+    # update, updates and poll answered below the Application (fast_path.py); off, they go
+    # through the handlers like every other endpoint (the tests run both ways).
+    fast_path: bool = True

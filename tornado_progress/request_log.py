@@ -3,6 +3,7 @@ long request line cut and secrets blanked, at a level by status (4xx warning, 5x
 
 from __future__ import annotations
 
+import logging
 import re
 
 from tornado.log import access_log
@@ -14,9 +15,11 @@ _SECRET = re.compile(r"(?<=[?&])(token|key)=[^&]*")
 
 
 def log_answer(status: int, method: str, uri: str, remote_ip: str, seconds: float) -> None:
-    write = (access_log.info if status < 400 else
-             access_log.warning if status < 500 else access_log.error)
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):
+        return  # the usual case for a 200 without --access-log: nothing to format
     uri = _SECRET.sub(r"\1=***", uri)
     if len(uri) > LOGGED_URI_CHARS:
         uri = f"{uri[:LOGGED_URI_CHARS]}... ({len(uri)} characters)"
-    write("%d %s %s (%s) %.2fms", status, method, uri, remote_ip, 1000.0 * seconds)
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, method, uri, remote_ip,
+                   1000.0 * seconds)

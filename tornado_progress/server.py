@@ -37,6 +37,7 @@ from tornado.iostream import IOStream
 from .access import PROXY_HEADERS, TrustedProxies, client_group
 from .config import Settings
 from .connections import Connection, ConnectionTable
+from .fast_path import FastPath
 
 log = logging.getLogger("tornado_progress.server")
 
@@ -110,6 +111,9 @@ class ProgressServer(HTTPServer):
         self._last_report = 0.0
         self._accepting: dict[int, bool] = {}
         self._sweeper = PeriodicCallback(self._sweep, SWEEP_S * 1000)
+        # update, updates and poll below the Application, when make_app built that path.
+        app_settings = getattr(request_callback, "settings", {})
+        self.fast_path: FastPath | None = app_settings.get("fast_path")
 
     @property
     def max_connections(self) -> int:
@@ -241,10 +245,14 @@ class ProgressServer(HTTPServer):
     def start_request(self, server_conn: object,
                       request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         assert isinstance(server_conn, HTTP1ServerConnection)
-        assert isinstance(self.request_callback, httputil.HTTPServerConnectionDelegate)
         connection = self.table.wait_for_request(server_conn)
-        delegate = self.request_callback.start_request(server_conn, request_conn)
-        return RequestGate(delegate, request_conn, self, server_conn, connection)
+        return RequestGate(request_conn, self, server_conn, connection)
+
+    def application_delegate(self, server_conn: HTTP1ServerConnection,
+                             request_conn: httputil.HTTPConnection
+                             ) -> httputil.HTTPMessageDelegate:
+        assert isinstance(self.request_callback, httputil.HTTPServerConnectionDelegate)
+        return self.request_callback.start_request(server_conn, request_conn)
 
     def on_close(self, server_conn: object) -> None:
         assert isinstance(server_conn, HTTP1ServerConnection)
@@ -258,15 +266,15 @@ class ProgressServer(HTTPServer):
 
 class RequestGate(httputil.HTTPMessageDelegate):
     """Stands between Tornado's connection and the application for one request: marks the
-    connection busy, applies or removes proxy headers, and keeps the sentence of a request
-    Tornado refuses while building it."""
+    connection busy, applies or removes proxy headers, keeps the sentence of a request
+    Tornado refuses while building it, and hands the request to the fast path (fast_path.py)
+    or to the Application."""
 
     __slots__ = ("connection", "delegate", "request_conn", "server", "server_conn", "xheaders")
 
-    def __init__(self, delegate: httputil.HTTPMessageDelegate,
-                 request_conn: httputil.HTTPConnection, server: ProgressServer,
+    def __init__(self, request_conn: httputil.HTTPConnection, server: ProgressServer,
                  server_conn: HTTP1ServerConnection, connection: Connection | None) -> None:
-        self.delegate = delegate
+        self.delegate: httputil.HTTPMessageDelegate | None = None
         self.request_conn = request_conn
         self.server = server
         self.server_conn = server_conn
@@ -283,6 +291,11 @@ class RequestGate(httputil.HTTPMessageDelegate):
             else:
                 for name in PROXY_HEADERS:
                     headers.pop(name, None)
+        fast = self.server.fast_path
+        if fast is not None and isinstance(start_line, httputil.RequestStartLine):
+            self.delegate = fast.delegate_for(start_line, headers, self.request_conn)
+        if self.delegate is None:
+            self.delegate = self.server.application_delegate(self.server_conn, self.request_conn)
         try:
             return self.delegate.headers_received(start_line, headers)
         except httputil.HTTPInputError as error:
@@ -292,14 +305,17 @@ class RequestGate(httputil.HTTPMessageDelegate):
             raise
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        assert self.delegate is not None  # headers come first
         return self.delegate.data_received(chunk)
 
     def finish(self) -> None:
+        assert self.delegate is not None
         self.delegate.finish()
         self._restore()
 
     def on_connection_close(self) -> None:
-        self.delegate.on_connection_close()
+        if self.delegate is not None:  # else closed before its headers were read
+            self.delegate.on_connection_close()
         self._restore()
 
     def _restore(self) -> None:
