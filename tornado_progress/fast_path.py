@@ -26,7 +26,7 @@ from .bodies import BodyBuilder
 from .config import Settings
 from .longpoll import Waiters
 from .metrics import Counters
-from .model import BadParameter, ModelError, Store
+from .model import ModelError, Store
 from .polls import PollWait
 
 log = logging.getLogger("tornado_progress.fast_path")
@@ -47,6 +47,9 @@ class FastPath:
     bodies: BodyBuilder
     settings: Settings
     counters: Counters
+    # Told (path, status, seconds) of every answer, when set: the benchmark's timing hook,
+    # as Tornado's log_function is for the handlers.
+    observe: Callable[[str, int, float], None] | None = None
 
     def delegate_for(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders,
                      request_conn: httputil.HTTPConnection) -> FastRequest | None:
@@ -75,6 +78,7 @@ class FastRequest(httputil.HTTPMessageDelegate):
         self.size = 0
         self.answered = False
         self.poll: PollWait | None = None
+        self.query_args: dict[str, list[bytes]] = {}
 
     # What the connection tells -------------------------------------------------------------
 
@@ -83,6 +87,11 @@ class FastRequest(httputil.HTTPMessageDelegate):
         limit = self.shared.settings.max_request_bytes
         if len(self.start_line.path) > limit:
             self.refuse(413, writes.too_large(writes.LINE, len(self.start_line.path), limit))
+        try:
+            self.query_args = parse_qs_bytes(self.query, keep_blank_values=True,
+                                             max_num_fields=MAX_QUERY_FIELDS)
+        except ValueError as error:  # as Tornado: a sentence, and the connection closes
+            self.refuse(400, f"the request has too many parameters ({error}); send fewer")
         length = headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:
             self.refuse(413, writes.too_large(writes.BODY, int(length), limit))
@@ -129,7 +138,7 @@ class FastRequest(httputil.HTTPMessageDelegate):
 
     def write_answer(self) -> bytes:
         """An update or a batch of them: who may write, then what it writes."""
-        query = self.query_arguments()
+        query = self.query_args
         context: Any = self.request_conn.context  # type: ignore[attr-defined]
         client = access.client_group(context.remote_ip or "")
         body = b"".join(self.chunks)
@@ -151,9 +160,10 @@ class FastRequest(httputil.HTTPMessageDelegate):
     async def answer_poll(self) -> None:
         self.poll = PollWait(self.shared.store, self.shared.waiters, self.shared.bodies)
         # How Tornado tells of a client that leaves while the answer is awaited.
-        self.request_conn.set_close_callback(self.on_connection_close)
+        connection: Any = self.request_conn  # an HTTP1Connection; the interface lacks it
+        connection.set_close_callback(self.on_connection_close)
         try:
-            body = await self.poll.answer(writes.reader(self.query_arguments()))
+            body = await self.poll.answer(writes.reader(self.query_args))
         except ModelError as error:
             self.reply(error.status, views.encode({"error": error.message}))
             return
@@ -164,14 +174,6 @@ class FastRequest(httputil.HTTPMessageDelegate):
             return
         if body is not None:
             self.reply(200, body, no_store=True)
-
-    def query_arguments(self) -> dict[str, list[bytes]]:
-        try:
-            return parse_qs_bytes(self.query, keep_blank_values=True,
-                                  max_num_fields=MAX_QUERY_FIELDS)
-        except ValueError as error:
-            raise BadParameter(f"the request has too many parameters ({error}); send "
-                               "fewer") from None
 
     def host(self) -> str:
         return self.headers.get("Host") or "127.0.0.1"
@@ -197,6 +199,9 @@ class FastRequest(httputil.HTTPMessageDelegate):
         self.request_conn.finish()
         if status >= 400:
             self.shared.counters.refusal(self.endpoint, status)
+        seconds = time.perf_counter() - self.started
         context: Any = self.request_conn.context  # type: ignore[attr-defined]
         request_log.log_answer(status, self.start_line.method, self.start_line.path,
-                               context.remote_ip or "", time.perf_counter() - self.started)
+                               context.remote_ip or "", seconds)
+        if self.shared.observe is not None:
+            self.shared.observe(self.start_line.path.partition("?")[0], status, seconds)
