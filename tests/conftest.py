@@ -79,7 +79,7 @@ def store(settings: Settings) -> Store:
 
 @pytest.fixture
 def waiters(settings: Settings) -> Waiters:
-    return Waiters(settings.poll_interval)
+    return Waiters(settings.poll_interval, settings.viewer_share)
 
 
 @pytest.fixture

@@ -107,3 +107,32 @@ async def test_release_all_answers_every_parked_waiter_now() -> None:
         await asyncio.sleep(0)
     assert waiters.count == 0
     waiters.release_all()  # nobody parked: nothing to do
+
+
+@pytest.mark.gen_test
+async def test_many_viewers_widen_a_jobs_pacing_to_their_share_of_the_loop() -> None:
+    waiters = Waiters(min_interval=0.01, viewer_share=0.5)
+    waiters.answer_cost = 0.001  # as if answers had cost 1 ms each
+    loop = asyncio.get_running_loop()
+    few = [waiters.park("few", 30) for _ in range(2)]
+    many = [waiters.park("many", 30) for _ in range(400)]
+    waiters.wake("few")
+    waiters.wake("many")
+    await asyncio.gather(*few, *many)
+    # 2 viewers: the 10 ms minimum; 400 viewers at 1 ms each with half the loop: 0.8 s.
+    assert waiters.held_back("few") and waiters.held_back("many")
+    again = waiters.park("many", 30)
+    waiters.wake("many")
+    started = loop.time()
+    await again
+    assert 0.6 < loop.time() - started < 1.0  # answered at the end of the wider interval
+    assert waiters.interval(100_000) == 10.0  # never past MAX_PACING_S
+
+
+def test_what_answers_cost_is_learnt() -> None:
+    waiters = Waiters()
+    start = waiters.answer_cost
+    for _ in range(200):
+        waiters.record_answer(0.002)
+    assert start < waiters.answer_cost <= 0.002
+    assert abs(waiters.answer_cost - 0.002) < 0.0002

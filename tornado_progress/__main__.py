@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--poll-interval", type=_non_negative_float, default=0.08,
                         help="seconds: a job's viewers are answered at most this often; the "
                              "changes in between come in one answer")
+    parser.add_argument("--viewer-share", type=_share, default=0.5,
+                        help="the share of the server's time one job's viewers may take: with "
+                             "many viewers their answers come less often (every change still "
+                             "reaches each of them, batched), so that workers' updates keep "
+                             "the rest")
     parser.add_argument("--max-jobs", type=_positive_int, default=Limits.max_jobs,
                         help="jobs held at once; a create past it answers 429")
     parser.add_argument("--max-workers-per-job", type=_positive_int,
@@ -126,6 +131,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _share(text: str) -> float:
+    value = _positive_float(text)
+    if not 0.01 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0.01 to 1, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -187,6 +199,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                       require_key=args.require_key,
                       new_jobs_per_minute=args.new_jobs_per_minute),
         stale_after=stale_after(args), poll_interval=args.poll_interval,
+        viewer_share=args.viewer_share,
         max_request_bytes=args.max_request_bytes, demo=args.demo,
         header_timeout=args.header_timeout, idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout, max_connections=args.max_connections,
@@ -214,7 +227,7 @@ async def main(settings: Settings) -> None:
     # it back after at most this long (Python's default is 5 ms, a long wait for a request).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     store = Store(settings.limits)
-    waiters = Waiters(settings.poll_interval)
+    waiters = Waiters(settings.poll_interval, settings.viewer_share)
     snapshotter = Snapshotter(store, settings.snapshot_dir)
     snapshotter.load()
     renderer = ChartRenderer()

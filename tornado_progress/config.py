@@ -21,6 +21,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     stale_after: float = 300.0
     poll_interval: float = 0.08
+    # The share of the event loop a job's viewers may take: their pacing widens to keep it.
+    viewer_share: float = 0.5
     max_request_bytes: int = 64 * 1024
     demo: bool = False
     # Connections (server.py)

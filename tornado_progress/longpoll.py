@@ -10,6 +10,11 @@ seconds, else at the end of that interval, with every change in between in one a
 updated by a thousand workers would otherwise send each viewer a thousand answers a second,
 more than any person can read, and each answer costs the server a whole request.
 
+Bounded share: a job's interval also widens with its viewers, so that answering them takes at
+most `viewer_share` of the event loop's time (option --viewer-share); what one answer costs is
+learnt from the answers themselves (`record_answer`). Every viewer still gets every change, in
+fewer, bigger answers, and the workers' updates keep the rest of the loop.
+
 Spreading: a job with thousands of viewers is answered a slice of waiters at a time, each slice
 in one go, with the next slice scheduled behind whatever else is ready, so that workers' updates
 keep being served while ten thousand polls are answered.
@@ -24,18 +29,28 @@ _LAST_WAKE_SWEEP = 4096
 # Waiters answered per turn of the event loop: each one's handler runs in that turn too, so
 # this bounds how long a wake holds the loop.
 SLICE = 256
+# The longest a job's viewers are paced, however many they are: polls time out after 25 s.
+MAX_PACING_S = 10.0
+# What answering one poll costs the loop until answers have told (seconds), and how fast
+# the learnt figure follows new ones.
+ANSWER_COST_START_S = 150e-6
+ANSWER_COST_WEIGHT = 0.05
 
 Waiter = asyncio.Future[bool]
 
 
 class Waiters:
-    def __init__(self, min_interval: float = 0.0) -> None:
+    def __init__(self, min_interval: float = 0.0, viewer_share: float = 1.0) -> None:
         self.min_interval = min_interval
+        self.viewer_share = viewer_share
+        self.answer_cost = ANSWER_COST_START_S
         self._by_job: dict[str, dict[Waiter, asyncio.TimerHandle]] = {}
         # Waiters of a wake still being spread over slices, of any job: they still count, and
         # a client leaving meanwhile is discarded from here.
         self._answering: dict[Waiter, asyncio.TimerHandle] = {}
-        self._last_wake: dict[str, float] = {}
+        # When each recently answered job may be answered again: its last answer's time plus
+        # the interval its viewers then called for.
+        self._not_before: dict[str, float] = {}
         self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self.count = 0
 
@@ -44,7 +59,7 @@ class Waiters:
         if key not in self._by_job or key in self._scheduled:
             return
         loop = asyncio.get_running_loop()
-        due = self._last_wake.get(key, 0.0) + self.min_interval
+        due = self._not_before.get(key, 0.0)
         now = loop.time()
         if now >= due:
             self._answer(key)
@@ -55,8 +70,17 @@ class Waiters:
         """True while job `key` is inside the pacing interval of its last answer: a viewer that
         comes back with a cursor already behind then waits for the interval's end, with the
         others, instead of costing an answer of its own."""
-        last = self._last_wake.get(key)
-        return last is not None and asyncio.get_running_loop().time() < last + self.min_interval
+        return asyncio.get_running_loop().time() < self._not_before.get(key, 0.0)
+
+    def interval(self, viewers: int) -> float:
+        """The pacing of a job with `viewers`: at least `min_interval`, and long enough that
+        answering them takes at most `viewer_share` of the loop (MAX_PACING_S at most)."""
+        shared = viewers * self.answer_cost / self.viewer_share
+        return min(max(self.min_interval, shared), max(self.min_interval, MAX_PACING_S))
+
+    def record_answer(self, seconds: float) -> None:
+        """What one woken poll's answer cost the loop, from its wake to its written body."""
+        self.answer_cost += ANSWER_COST_WEIGHT * (seconds - self.answer_cost)
 
     def _answer(self, key: str) -> None:
         """Answers the waiters parked on job `key` so far; one parking from now on waits for
@@ -66,11 +90,11 @@ class Waiters:
         if waiters is None:
             return
         now = asyncio.get_running_loop().time()
-        if self.min_interval > 0:
-            if len(self._last_wake) >= _LAST_WAKE_SWEEP:
-                horizon = now - self.min_interval
-                self._last_wake = {k: t for k, t in self._last_wake.items() if t > horizon}
-            self._last_wake[key] = now
+        pacing = self.interval(len(waiters))
+        if pacing > 0:
+            if len(self._not_before) >= _LAST_WAKE_SWEEP:  # jobs long since quiet go
+                self._not_before = {k: t for k, t in self._not_before.items() if t > now}
+            self._not_before[key] = now + pacing
         self._answering.update(waiters)
         self._answer_slice(list(waiters), 0)
 

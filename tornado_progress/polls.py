@@ -5,6 +5,7 @@ while the poll waits is forgotten at once (`client_left`)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from . import params
 from .bodies import BodyBuilder
@@ -23,6 +24,7 @@ class PollWait:
         self.bodies = bodies
         self.gone = False
         self._parked: tuple[str, asyncio.Future[bool]] | None = None
+        self._woken_at: float | None = None
 
     async def answer(self, arg: ArgReader) -> bytes | None:
         """The poll's body: at once when the job moved past `since`, else at its next change
@@ -39,13 +41,21 @@ class PollWait:
             if behind:
                 self.waiters.wake(job.key)  # answered at the end of the pacing interval
             self._parked = (job.key, parked)
-            await parked
+            woken = await parked
             self._parked = None
+            if woken:
+                self._woken_at = time.perf_counter()
             if self.gone:
                 return None
             job = self.store.get(jobid)  # deleted or expired meanwhile: 404
         body = await self.bodies.poll(job, since, self.store.clock())
         return None if self.gone else body
+
+    def answered(self) -> None:
+        """The answer is written: what it cost since the wake teaches the job's pacing."""
+        if self._woken_at is not None:
+            self.waiters.record_answer(time.perf_counter() - self._woken_at)
+            self._woken_at = None
 
     def client_left(self) -> None:
         self.gone = True
