@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tornado_progress.longpoll import SLICE, Waiters
+from tornado_progress.longpoll import MIN_SLICE, SLICE, Waiters
 
 
 @pytest.mark.gen_test
@@ -84,7 +84,7 @@ async def test_waiters_leaving_or_arriving_during_a_spread_wake_stay_counted() -
     waiters.discard("a", parked[-1])  # twice: counted once
     newcomer = waiters.park("a", 30)  # waits for the next change, not this one
     # The first slice answered at once, the one who left gone, the newcomer parked.
-    assert waiters.count == 2000 - SLICE
+    assert waiters.count == 2000 - waiters.slice_size()
     assert await parked[-1] is False
     assert await asyncio.wait_for(asyncio.gather(*parked[:-1]), 10) == [True] * 1999
     assert not newcomer.done() and waiters.count == 1
@@ -136,3 +136,13 @@ def test_what_answers_cost_is_learnt() -> None:
         waiters.record_answer(0.002)
     assert start < waiters.answer_cost <= 0.002
     assert abs(waiters.answer_cost - 0.002) < 0.0002
+
+
+def test_a_slice_holds_a_few_milliseconds_of_answers() -> None:
+    waiters = Waiters()
+    waiters.answer_cost = 0.0001  # 100 us an answer: 40 of them in 4 ms
+    assert waiters.slice_size() == 40
+    waiters.answer_cost = 1e-7
+    assert waiters.slice_size() == SLICE
+    waiters.answer_cost = 0.01
+    assert waiters.slice_size() == MIN_SLICE

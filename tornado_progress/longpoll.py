@@ -26,9 +26,12 @@ import asyncio
 
 # Pacing records kept before the old ones are swept (jobs long since quiet).
 _LAST_WAKE_SWEEP = 4096
-# Waiters answered per turn of the event loop: each one's handler runs in that turn too, so
-# this bounds how long a wake holds the loop.
+# Waiters answered per turn of the event loop: each one's answer is written in the next turn,
+# so a slice is sized to what answers are learnt to cost, for about SLICE_BUDGET_S of work,
+# between MIN_SLICE and SLICE; workers' updates that arrive meanwhile wait for one slice.
 SLICE = 256
+MIN_SLICE = 16
+SLICE_BUDGET_S = 0.004
 # The longest a job's viewers are paced, however many they are: polls time out after 25 s.
 MAX_PACING_S = 10.0
 # What answering one poll costs the loop until answers have told (seconds), and how fast
@@ -98,13 +101,17 @@ class Waiters:
         self._answering.update(waiters)
         self._answer_slice(list(waiters), 0)
 
+    def slice_size(self) -> int:
+        return max(MIN_SLICE, min(SLICE, int(SLICE_BUDGET_S / self.answer_cost)))
+
     def _answer_slice(self, futures: list[Waiter], start: int) -> None:
-        """Answers `futures[start:start + SLICE]`, skipping any discarded meanwhile, and
+        """Answers a slice of `futures` from `start`, skipping any discarded meanwhile, and
         schedules the next slice behind the callbacks (and I/O) already waiting."""
-        for future in futures[start:start + SLICE]:
+        end = start + self.slice_size()
+        for future in futures[start:end]:
             self._resolve(self._answering, future, True)
-        if start + SLICE < len(futures):
-            asyncio.get_running_loop().call_soon(self._answer_slice, futures, start + SLICE)
+        if end < len(futures):
+            asyncio.get_running_loop().call_soon(self._answer_slice, futures, end)
 
     def _resolve(self, waiters: dict[Waiter, asyncio.TimerHandle], future: Waiter,
                  result: bool) -> bool:
