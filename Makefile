@@ -9,7 +9,8 @@ PORT ?= 8000
 # with, and nginx with its njs module for `make cluster` (install-system-packages adds
 # python3-venv where it is missing); the browser tests also need chromium, which only
 # `make test` installs.
-DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core nginx libnginx-mod-http-js
+DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core libgirepository1.0-dev gir1.2-pango-1.0 \
+	fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji nginx libnginx-mod-http-js
 TEST_DEB_PACKAGES := chromium curl
 
 .PHONY: setup system-packages test-system-packages run cluster test lint bench bench-setup \
@@ -26,7 +27,7 @@ test-system-packages:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,pango]'
 	@touch $@
 
 run: setup
