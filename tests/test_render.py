@@ -32,7 +32,16 @@ from tests.render_support import (
     track_box,
     worker,
 )
-from tornado_progress import palette, render, render_handler, render_text, views
+from tornado_progress import (
+    chart_draw,
+    chart_layout,
+    palette,
+    render,
+    render_handler,
+    render_text,
+    text_draw,
+    views,
+)
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.config import Settings
 from tornado_progress.model import Job, Store
@@ -46,6 +55,17 @@ HOSTILE = ["\x00nul", "a\nb\tc\rd\x1b[31m\x7f", "\ud800lone", "\u05e9\u05dc\u05d
 
 
 # Pure rendering ----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["pango", "toy"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each text engine in turn: Pango, and cairo's toy text as where PyGObject is missing."""
+    if request.param == "toy":
+        monkeypatch.setattr(text_draw, "PANGO", None)
+    elif text_draw.PANGO is None:
+        pytest.skip("Pango is the pango extra (make setup installs it)")
+    return str(request.param)
+
 
 
 def test_bar_colours_follow_the_worker_state() -> None:
@@ -91,13 +111,13 @@ def test_fill_length_is_proportional_to_progress(scale: int) -> None:
 def test_overall_bar_shows_the_mean_progress() -> None:
     workers = [worker("w1", 1, 4), worker("w2", 3, 4)]
     picture = decode(render.render_chart(chart(*workers), 600, 1))
-    y = render.MARGIN + render.TITLE_SIZE + 8 + 4  # the middle of the 8 px overall bar
+    y = chart_layout.MARGIN + chart_layout.TITLE_SIZE + 8 + 4  # the middle of the 8 px overall bar
     right = picture.rightmost(rgb("ok"), y)
     assert right is not None
-    assert abs(right + 1 - render.MARGIN - 0.5 * (600 - 2 * render.MARGIN)) <= 1.5
+    assert abs(right + 1 - chart_layout.MARGIN - 0.5 * (600 - 2 * chart_layout.MARGIN)) <= 1.5
 
 
-def test_string_is_drawn_inside_the_fill_in_a_light_colour() -> None:
+def test_string_is_drawn_inside_the_fill_in_a_light_colour(engine: str) -> None:
     with_text = [worker("w1", 8, 10, "lots of RFI")]
     without = [worker("w1", 8, 10)]
     lay = layout(chart(*with_text))
@@ -106,7 +126,7 @@ def test_string_is_drawn_inside_the_fill_in_a_light_colour() -> None:
     assert decode(render.render_chart(chart(*without), 800, 1)).count(light, box) == 0
 
 
-def test_string_goes_after_a_short_fill_in_a_dark_colour() -> None:
+def test_string_goes_after_a_short_fill_in_a_dark_colour(engine: str) -> None:
     with_text = [worker("w1", 1, 10, "lots of RFI")]
     lay = layout(chart(*with_text))
     box = track_box(lay, 0, 0.1)
@@ -115,7 +135,7 @@ def test_string_goes_after_a_short_fill_in_a_dark_colour() -> None:
     assert plain.count(dark, box) == 0
 
 
-def test_each_fill_takes_the_text_colour_that_reads_on_it() -> None:
+def test_each_fill_takes_the_text_colour_that_reads_on_it(engine: str) -> None:
     stale = [worker("w1", 9, 10, "quiet worker", age=STALE_AFTER + 1)]
     box = fill_box(layout(chart(*stale)), 0, 0.9)
     picture = decode(render.render_chart(chart(*stale), 800, 1))
@@ -123,17 +143,19 @@ def test_each_fill_takes_the_text_colour_that_reads_on_it() -> None:
     assert picture.count(wanted, box) > 20
 
 
-def test_long_string_is_cut_with_an_ellipsis_inside_its_bar() -> None:
+def test_long_string_is_cut_with_an_ellipsis_inside_its_bar(engine: str) -> None:
     ctx = cairo.Context(cairo.ImageSurface(cairo.FORMAT_RGB24, 1, 1))
     render_text.set_font(ctx, 12)
     cut = render_text.fit(ctx, "a long string " * 50, 150)
     assert cut.endswith(ELLIPSIS) and 0 < render_text.text_width(ctx, cut) <= 150
     assert render_text.fit(ctx, "short", 150) == "short"
+    pen = render.scratch_pen()
+    assert 0 < pen.show("a long string " * 50, 0, 20, 150) <= 150 < pen.width("a long string " * 3)
     workers = [worker("w1", 5, 10, "x" * 1024), worker("w2", 5, 10)]
     lay = layout(chart(*workers))
     picture = decode(render.render_chart(chart(*workers), 800, 1))
     gap = (int(lay.bar_x + lay.bar_w) + 1, int(lay.bar_top(0)),
-           int(lay.bar_x + lay.bar_w + render.GAP) - 1, int(lay.bar_top(0) + lay.bar_h))
+           int(lay.bar_x + lay.bar_w + chart_layout.GAP) - 1, int(lay.bar_top(0) + lay.bar_h))
     assert picture.count(rgb("background"), gap) == (gap[2] - gap[0]) * (gap[3] - gap[1])
 
 
@@ -144,16 +166,16 @@ def test_picture_size_follows_width_and_scale(width: int, scale: float) -> None:
     lay = layout(chart(*workers), width, scale)
     assert picture.width == round(width * scale)
     assert picture.height == round(lay.height * scale)
-    assert lay.bar_w > 0.4 * (width - 2 * render.MARGIN)
+    assert lay.bar_w > 0.4 * (width - 2 * chart_layout.MARGIN)
 
 
 def test_height_grows_with_workers_then_rows_get_thinner() -> None:
     heights = [layout(chart(*[worker(f"w{i}", 1, 2) for i in range(count)])).height
                for count in (1, 10, 100, 1000, 100_000)]
-    assert heights[0] < heights[1] < heights[2] <= render.MAX_HEIGHT
-    assert heights[3] == heights[4] == render.MAX_HEIGHT
+    assert heights[0] < heights[1] < heights[2] <= chart_layout.MAX_HEIGHT
+    assert heights[3] == heights[4] == chart_layout.MAX_HEIGHT
     many = layout(chart(*[worker(f"w{i}", 1, 2) for i in range(1000)]))
-    assert not many.text and many.row_h < render.TEXT_MIN_ROW
+    assert not many.text and many.row_h < chart_layout.TEXT_MIN_ROW
     assert layout(chart(worker("w1", 1, 2))).text
 
 
@@ -166,19 +188,19 @@ def test_failed_and_stale_workers_stay_visible_among_10000(scale: int) -> None:
     workers[2000] = worker("w2000", 0, 6, age=STALE_AFTER + 1)
     lay = layout(chart(*workers), 800, scale)
     picture = decode(render.render_chart(chart(*workers), 800, scale))
-    assert picture.height <= render.MAX_HEIGHT * scale
+    assert picture.height <= chart_layout.MAX_HEIGHT * scale
     for name, index in (("failed", 5000), ("stale", 2000)):
         rows = picture.rows_with(rgb(name), body(lay, picture))
         assert rows, name
         expected = (lay.header_h + (index + 0.5) * lay.row_h) * scale
-        assert all(abs(y - expected) <= render.MARK_MIN_H * scale for y in rows), name
+        assert all(abs(y - expected) <= chart_layout.MARK_MIN_H * scale for y in rows), name
     fine = [worker(f"w{i}", i % 7, 6) for i in range(10_000)]
     plain = decode(render.render_chart(chart(*fine), 800, scale))
     assert plain.count(rgb("failed"), body(lay, plain)) == 0
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-def test_any_string_renders(text: str) -> None:
+def test_any_string_renders(text: str, engine: str) -> None:
     workers = [worker(text, 1, 2, text), worker("w2", 2, 2, text, ok=False)]
     picture = decode(render.render_chart(chart(*workers, desc=text, jobid=text), 800, 2))
     assert picture.width == 1600
@@ -208,20 +230,20 @@ def test_font_falls_back_when_dejavu_is_absent(monkeypatch: pytest.MonkeyPatch) 
     assert picture.count(light, fill_box(layout(chart(*workers)), 0, 0.8)) > 20
 
 
-def test_header_figures() -> None:
+def test_header_figures(engine: str) -> None:
     workers = [worker("w1", 1, 2), worker("w2", 2, 2), worker("w3", 0, 2, ok=False),
                worker("w4", 0, 2, age=STALE_AFTER + 1)]
     job = Job("job1", "a job", NOW, 1)
     job.workers = {w.workid: w for w in workers}
-    counts = render.chart_summary(chart(*workers))
+    counts = chart_layout.chart_summary(chart(*workers))
     assert counts == views.summary(job.view(), NOW, STALE_AFTER)  # the page's figures, not a copy
     assert (counts["done"], counts["failed"], counts["stale"]) == (1, 1, 1)
-    assert render.picture_time(0) == "1970-01-01 00:00:00 UTC"
+    assert chart_layout.picture_time(0) == "1970-01-01 00:00:00 UTC"
     assert views.figures(worker("w1", 0.5, 3.25)) == "15%  0.5/3.25"
-    assert render.order_key(worker("\u00b2", 1, 2))  # int() refuses '²': must not raise
+    assert chart_layout.order_key(worker("\u00b2", 1, 2))  # int() refuses '²': must not raise
 
 
-def test_empty_job_and_not_found_pictures() -> None:
+def test_empty_job_and_not_found_pictures(engine: str) -> None:
     picture = decode(render.render_chart(chart(), 800, 1))
     assert picture.width == 800 and picture.count(dark) > 0
     missing = decode(render.render_not_found(2))
@@ -371,7 +393,7 @@ async def test_unknown_job_gets_a_small_404_png(fetch: Fetch) -> None:
 async def test_10000_workers_over_http(fetch: Fetch, store: Store, clock: FakeClock) -> None:
     job = job_in(store, clock, count=10_000, w5000=(0, 6, "broke", False))
     picture = decode((await fetch("render", jobid="job1")).body)
-    assert picture.height <= render.MAX_HEIGHT
+    assert picture.height <= chart_layout.MAX_HEIGHT
     box = body(job_layout(job, clock.now, STALE_AFTER), picture)
     assert picture.count(rgb("failed"), box) > 0
 
@@ -396,12 +418,21 @@ async def test_too_many_renders_in_flight_is_429(fetch: Fetch, store: Store, clo
     assert response.code == 429 and "charts" in as_json(response)["error"]
 
 
-def test_a_string_cairo_refuses_is_drawn_as_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "printable", lambda text: text)  # let U+FFFF reach cairo
-    workers = [worker("w\uffff", 8, 10, "lots of RFI \uffff")]
-    picture = decode(render.render_chart(chart(*workers, desc="\uffff"), 800, 1))
-    escaped = [worker(render_text.plain("w\uffff"), 8, 10, render_text.plain("lots of RFI \uffff"))]
-    lay = layout(chart(*escaped, desc=render_text.plain("\uffff")))
+@pytest.mark.parametrize("engine,refused", [("toy", "\uffff"), ("pango", "\ud800")])
+def test_a_string_the_engine_refuses_is_drawn_as_escapes(
+        monkeypatch: pytest.MonkeyPatch, engine: str, refused: str) -> None:
+    """cairo's toy API refuses noncharacters, PyGObject lone surrogates."""
+    if engine == "toy":
+        monkeypatch.setattr(text_draw, "PANGO", None)
+    elif text_draw.PANGO is None:
+        pytest.skip("Pango is the pango extra (make setup installs it)")
+    for module in (render, chart_draw, chart_layout):  # let the string reach the engine
+        monkeypatch.setattr(module, "printable", lambda text: text)
+    workers = [worker(f"w{refused}", 8, 10, f"lots of RFI {refused}")]
+    picture = decode(render.render_chart(chart(*workers, desc=refused), 800, 1))
+    escaped = [worker(render_text.plain(f"w{refused}"), 8, 10,
+                      render_text.plain(f"lots of RFI {refused}"))]
+    lay = layout(chart(*escaped, desc=render_text.plain(refused)))
     assert picture.count(light, fill_box(lay, 0, 0.8)) > 20
 
 
@@ -447,7 +478,7 @@ async def test_a_chart_past_the_pixel_budget_is_refused_before_drawing(
         f"{settings.max_render_pixels} (option --max-render-pixels); ask for a smaller width "
         "or scale")
     fits = await fetch("render", jobid="job1", width=800, scale=1)
-    assert fits.code == 200 and decode(fits.body).height == render.MAX_HEIGHT
+    assert fits.code == 200 and decode(fits.body).height == chart_layout.MAX_HEIGHT
     assert drawn == [(800, 1)]
 
 

@@ -36,6 +36,12 @@ class Style:
             return png_encoder.surface_rgb(name, self.theme)
         return palette.rgb(name, self.theme)
 
+    @property
+    def swaps_red_blue(self) -> bool:
+        """Whether the surface holds red and blue swapped, as `rgb` hands colours to cairo:
+        an image drawn on it as it is (a colour glyph) must be swapped too."""
+        return self.format == "png" and png_encoder.DIRECT
+
 
 PNG_LIGHT = Style()
 _STYLE: contextvars.ContextVar[Style] = contextvars.ContextVar("style")

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from . import palette, params, picture, render
+from . import palette, params, picture, render, text_draw
 from .answer_cache import AnswerCache
 from .handlers import ApiHandler
 from .model import BadParameter, Job, LimitReached
@@ -134,6 +134,7 @@ class ChartRenderer:
     """
 
     def __init__(self, threads: int = 2, max_pending: int = 32) -> None:
+        text_draw.announce()  # once per process: which engine draws text, fonts loaded
         self.max_pending = max_pending
         self.stale_times = StaleTimes()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")

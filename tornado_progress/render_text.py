@@ -1,9 +1,13 @@
-"""Text for the PNG renderer: the font, measuring and fitting strings with cairo's toy text
-API (strings reach it through `printable`)."""
+"""The chart's text with cairo's toy text API: the fallback where Pango cannot be imported
+(text_draw.py). One font, no fallback font for what it lacks (CJK and emoji come out as boxes),
+no shaping and no bidi (Arabic unjoined, and left to right); strings reach it through
+`printable`.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 import subprocess
 from typing import Any
 
@@ -13,8 +17,6 @@ from .printable import ELLIPSIS
 
 FALLBACK_FONT = "sans-serif"  # fontconfig's alias for whatever sans font the machine has
 FONT = "DejaVu Sans"
-# What pycairo raises for a string it refuses.
-TEXT_ERRORS = (cairo.Error, ValueError, TypeError, UnicodeError)
 
 
 def choose_family(matched: str | None) -> str:
@@ -45,12 +47,6 @@ def text_width(ctx: Any, text: str) -> float:
     return float(ctx.text_extents(text).x_advance)
 
 
-def show(ctx: Any, text: str, x: float, y: float) -> None:
-    """Draws text with its baseline at y."""
-    ctx.move_to(x, y)
-    ctx.show_text(text)
-
-
 def fit(ctx: Any, text: str, room: float) -> str:
     """The text, or its longest head that fits in `room` px with an ellipsis."""
     if text_width(ctx, text) <= room:
@@ -67,7 +63,31 @@ def fit(ctx: Any, text: str, room: float) -> str:
     return text[:low].rstrip() + ELLIPSIS
 
 
+class ToyPen:
+    """The text_draw.Pen of cairo's toy API, drawing on `ctx`."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        set_font(ctx, 12.0)
+
+    def font(self, size: float, bold: bool = False) -> None:
+        set_font(self.ctx, size, bold)
+
+    def extents(self) -> tuple[float, float]:
+        ascent, descent = self.ctx.font_extents()[:2]
+        return float(ascent), float(descent)
+
+    def width(self, text: str) -> float:
+        return text_width(self.ctx, text)
+
+    def show(self, text: str, x: float, y: float, room: float = math.inf,
+             right: bool = False) -> float:
+        cut = text if math.isinf(room) else fit(self.ctx, text, room)
+        drawn = text_width(self.ctx, cut)
+        self.ctx.move_to(x - drawn if right else x, y)
+        self.ctx.show_text(cut)
+        return drawn
+
+
 def plain(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")
-
-

@@ -1,0 +1,216 @@
+"""Drawing a chart's parts on a cairo context with a text pen (text_draw.Pen): the header with
+the job's summary and legend, one anti-aliased, rounded bar per worker with its strings, or
+device-pixel strips with marks for the failed and stale when workers are many.
+
+Colours are named (picture.paint) and never known here; so is the text engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import cairo
+
+from . import palette, views
+from .chart_layout import (
+    GAP,
+    MARGIN,
+    MARK_MIN_H,
+    MARK_W,
+    SMALL_SIZE,
+    TITLE_SIZE,
+    ChartInput,
+    Layout,
+    picture_time,
+)
+from .model import Worker
+from .picture import paint, style
+from .printable import printable
+from .text_draw import Pen
+
+_LEGEND = (("running", "ok"), ("done", "done"), ("failed", "failed"), ("stale", "stale"))
+# Which state a strip of several workers shows: the one that most needs to be seen.
+_PRIORITY = ("failed", "stale", "ok", "done")
+_MARKED = ("stale", "failed")  # drawn in this order, so that failed marks lie on top
+
+Rect = tuple[float, float, float, float]
+Mark = tuple[str, float, float]  # colour, top, bottom
+
+
+def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
+    radius = max(0.0, min(radius, w / 2, h / 2))
+    ctx.new_sub_path()
+    ctx.arc(x + w - radius, y + radius, radius, -math.pi / 2, 0)
+    ctx.arc(x + w - radius, y + h - radius, radius, 0, math.pi / 2)
+    ctx.arc(x + radius, y + h - radius, radius, math.pi / 2, math.pi)
+    ctx.arc(x + radius, y + radius, radius, math.pi, 3 * math.pi / 2)
+    ctx.close_path()
+
+
+def draw_bar(ctx: Any, box: Rect, fraction: float, colour: str) -> None:
+    """A rounded track with its fill, clipped to the track so a short fill keeps its shape."""
+    x, y, w, h = box
+    radius = min(5.0, h / 2)
+    ctx.save()
+    rounded(ctx, x, y, w, h, radius)
+    paint(ctx, "failed-track" if colour == "failed" else "track")
+    if fraction > 0:
+        ctx.fill_preserve()
+        ctx.clip()
+        rounded(ctx, x, y, w * fraction, h, radius)
+        paint(ctx, colour)
+    ctx.fill()
+    ctx.restore()
+
+
+def draw_header(pen: Pen, chart: ChartInput, counts: dict[str, Any], width: int) -> float:
+    """Title, overall percent and bar, counts and time; returns the header's height, so that
+    running it with a pen on a scratch surface measures it."""
+    ctx = pen.ctx
+    inner = width - 2 * MARGIN
+    fraction = float(counts["fraction"])
+    pen.font(TITLE_SIZE, bold=True)
+    overall = views.percent_text(fraction) if counts["workers"] else ""
+    baseline = MARGIN + TITLE_SIZE
+    paint(ctx, "text")
+    overall_w = pen.show(overall, width - MARGIN, baseline, right=True)
+    room = inner - overall_w - GAP
+    title_w = pen.show(printable(chart.desc or chart.jobid), MARGIN, baseline, room)
+    if chart.desc:  # the job's id too, as the page shows it, where there is room
+        start = MARGIN + title_w + GAP
+        pen.font(SMALL_SIZE)
+        paint(ctx, "muted-text")
+        pen.show("job " + printable(chart.jobid), start,
+                 baseline, width - MARGIN - overall_w - GAP - start)
+    bar_y = baseline + 8
+    draw_bar(ctx, (MARGIN, bar_y, inner, 8), fraction, "done" if fraction >= 1 else "ok")
+    return draw_legend(pen, counts, picture_time(chart.now), bar_y + 8 + 6, width)
+
+
+def draw_legend(pen: Pen, counts: dict[str, Any], when: str, top: float, width: int) -> float:
+    """Counts by state, each after a swatch of its colour, then the time, flowing onto more
+    lines in a narrow picture; returns where the rows start."""
+    ctx = pen.ctx
+    pen.font(SMALL_SIZE)
+    swatch, line_h, right = 9.0, 18.0, width - MARGIN
+    x, baseline = MARGIN, top + SMALL_SIZE
+    waiting = (("waiting", "track"),) if counts.get("waiting") else ()  # expected, not seen
+    for name, colour in (*_LEGEND, *waiting):
+        label = f"{counts[name]} {name}"
+        item_w = swatch + 4 + pen.width(label)
+        if x > MARGIN and x + item_w > right:
+            x, baseline = MARGIN, baseline + line_h
+        paint(ctx, colour)
+        rounded(ctx, x, baseline - swatch, swatch, swatch, 2)
+        ctx.fill()
+        paint(ctx, "muted-text")
+        pen.show(label, x + swatch + 4, baseline)
+        x += item_w + 12
+    when_w = pen.width(when)
+    if x + when_w > right:
+        baseline += line_h
+    pen.show(when, max(MARGIN, right - when_w), baseline)
+    return math.ceil(baseline + 6 + GAP)
+
+
+def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],
+              lay: Layout) -> list[Mark]:
+    """One rounded bar per worker, with its texts when rows are tall enough for them."""
+    ctx = pen.ctx
+    marks: list[Mark] = []
+    pen.font(lay.font_size)
+    ascent, descent = pen.extents()
+    theme = style().theme
+    for index, worker in enumerate(workers):
+        top = lay.bar_top(index)
+        draw_bar(ctx, (lay.bar_x, top, lay.bar_w, lay.bar_h), worker.fraction, states[index])
+        if not lay.text:
+            if states[index] in _MARKED:
+                marks.append((states[index], top, top + lay.bar_h))
+            continue
+        baseline = top + (lay.bar_h + ascent - descent) / 2
+        paint(ctx, "text")
+        pen.show(printable(worker.workid), MARGIN, baseline, lay.label_w)
+        paint(ctx, "muted-text")
+        pen.show(lay.figures(worker), lay.width - MARGIN, baseline, lay.figures_w, right=True)
+        draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
+                    lay.bar_w * worker.fraction, baseline, palette.text_on(states[index], theme))
+    return marks
+
+
+def draw_inside(pen: Pen, text: str, box: Rect, fill_w: float, baseline: float,
+                on_fill: str) -> None:
+    """The worker's string in its bar: in the fill if it fits there, else just after the fill,
+    else from the bar's start, cut to the bar, each part in the colour that reads on what lies
+    under it."""
+    if not text:
+        return
+    ctx = pen.ctx
+    x, y, w, h = box
+    pad = min(6.0, h * 0.3)
+    text_w = pen.width(text)
+    if text_w <= fill_w - 2 * pad:
+        paint(ctx, on_fill)
+        pen.show(text, x + pad, baseline)
+        return
+    if text_w <= w - fill_w - 2 * pad:
+        paint(ctx, "text")
+        pen.show(text, x + fill_w + pad, baseline)
+        return
+    for colour, clip_x, clip_w in ((on_fill, x, fill_w), ("text", x + fill_w, w - fill_w)):
+        ctx.save()
+        ctx.rectangle(clip_x, y, clip_w, h)
+        ctx.clip()
+        paint(ctx, colour)
+        pen.show(text, x + pad, baseline, w - 2 * pad)
+        ctx.restore()
+
+
+def draw_strips(ctx: Any, fractions: Sequence[float], states: Sequence[str],
+                lay: Layout) -> list[Mark]:
+    """Rows thinner than a few device pixels: crisp strips on whole device rows, each worker
+    its own strip while there are enough rows, else several workers to a strip showing their
+    mean progress in the colour of the state that most needs to be seen."""
+    scale, count = lay.scale, len(fractions)
+    top = round(lay.header_h * scale)
+    rows = max(1, int((lay.header_h + count * lay.row_h) * scale) - top)
+    strips = min(count, rows)
+    x, full = round(lay.bar_x * scale), round(lay.bar_w * scale)
+    rects: dict[str, list[Rect]] = {}
+    marks: list[Mark] = []
+    for strip in range(strips):
+        low, high = strip * count // strips, (strip + 1) * count // strips
+        y0, y1 = top + strip * rows // strips, top + (strip + 1) * rows // strips
+        group = states[low:high]
+        colour = group[0] if len(group) == 1 else next(s for s in _PRIORITY if s in group)
+        track = "failed-track" if colour == "failed" else "track"
+        rects.setdefault(track, []).append((x, y0, full, y1 - y0))
+        fill_w = round(full * sum(fractions[low:high]) / (high - low))
+        if fill_w:
+            rects.setdefault(colour, []).append((x, y0, fill_w, y1 - y0))
+        if colour in _MARKED:
+            marks.append((colour, y0 / scale, y1 / scale))
+    ctx.save()
+    ctx.identity_matrix()
+    ctx.set_antialias(cairo.ANTIALIAS_NONE)
+    for colour in ("track", "failed-track", "ok", "done", "stale", "failed"):
+        for rect in rects.get(colour, ()):
+            ctx.rectangle(*rect)
+        paint(ctx, colour)
+        ctx.fill()
+    ctx.restore()
+    return marks
+
+
+def draw_marks(ctx: Any, marks: Sequence[Mark]) -> None:
+    """A mark in the gutter for each failed or stale row, never thinner than MARK_MIN_H:
+    failed marks last, on top, because they matter most."""
+    for wanted in _MARKED:
+        for colour, top, bottom in marks:
+            if colour == wanted:
+                height = max(bottom - top, MARK_MIN_H)
+                rounded(ctx, MARGIN, (top + bottom - height) / 2, MARK_W, height, 1.5)
+        paint(ctx, wanted)
+        ctx.fill()
