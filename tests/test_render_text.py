@@ -1,15 +1,17 @@
 """Text in the pictures: CJK, Arabic and Hebrew drawn as Pango itself draws them (glyphs, not
-boxes; Arabic joined and right to left), emoji in their own colours, and both text engines
-(Pango, and cairo's toy text where PyGObject is missing)."""
+boxes; Arabic joined and right to left), emoji in their own colours, both text engines (Pango,
+and cairo's toy text where PyGObject is missing), and the row heights and sizes of jobs of many
+workers."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
 import itertools
+import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cairo
@@ -214,3 +216,35 @@ def test_shaped_strings_kept_per_thread_are_bounded(monkeypatch: pytest.MonkeyPa
         pen.width(f"{index}" + "x" * 1000)
     assert len(shelf.shaped) < 10 and shelf.characters == sum(
         len(text) for _, text, _ in shelf.shaped) <= 2000
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def many(count: int, name: Callable[[int], str] = "worker {}".format) -> render.ChartInput:
+    return chart(*[worker(name(i), i % 101, 100, f"calibrating band {i % 7}", ok=i % 97 != 3)
+                   for i in range(count)], desc="A reduction of many parts")
+
+
+@pytest.mark.parametrize("width", [200, 800, 4000])
+def test_100_workers_keep_their_names_under_1600_px(width: int) -> None:
+    lay = layout(many(100), width)
+    assert lay.text and lay.height < 1600
+    assert chart_layout.TEXT_MIN_ROW <= lay.row_h < chart_layout.ROW_H
+    assert png_size(render.render_chart(many(100), width, 1)) == (width, lay.height)
+
+
+def test_rows_get_thinner_with_more_workers_then_lose_their_text() -> None:
+    rows = [layout(many(count)).row_h for count in (10, 53, 54, 100, 116, 200, 330, 400)]
+    assert rows[:2] == [chart_layout.ROW_H] * 2
+    assert rows[1] > rows[2] > rows[3] > rows[4] >= rows[5] == rows[6] == 12
+    assert not layout(many(400)).text and layout(many(330)).text
+
+
+def test_200_workers_at_width_1200_and_scale_2_stay_well_under_the_old_size() -> None:
+    png = render.render_chart(many(200), 1200, 2)
+    width, height = png_size(png)
+    assert width == 2400 and height <= 5000  # was 2400 x 8192 with 26 px rows
+    assert len(png) < 1_650_000  # was 1.8 MB: the same text on fewer pixels

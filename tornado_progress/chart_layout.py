@@ -1,9 +1,10 @@
 """What a chart shows and where: its immutable input (`ChartInput`), the sizes it is drawn at,
 and the layout of its rows (`plan`), in px at scale 1.
 
-Rows are 26 px until the picture reaches MAX_HEIGHT; more workers get thinner rows, which
-lose their text and then turn into strips of device pixels (several workers to a strip for
-thousands of workers).
+Rows are 26 px while a job's rows fit in ROWS_H; more workers get thinner rows with smaller
+text, so that 100 workers make a picture about 1,500 px tall, down to TEXT_MIN_ROW; past that
+the picture grows, up to MAX_HEIGHT, where rows lose their text and then turn into strips of
+device pixels (several workers to a strip for thousands of workers).
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from .text_draw import Pen
 MAX_HEIGHT = 4096  # px at scale 1: the picture never grows past it, however many workers
 MARGIN = 12.0
 GAP = 8.0
-ROW_H = 26.0  # a row while every row fits
+ROW_H = 26.0  # a row of a job with few workers
 BAR_H = 20.0
-TEXT_MIN_ROW = 16.0  # thinner rows lose their labels and strings: they would not be legible
+FONT_SIZE = 12.0  # a row's text in a row of ROW_H
+ROWS_H = 1400.0  # rows get thinner than ROW_H to keep within this height, down to TEXT_MIN_ROW
+TEXT_MIN_ROW = 12.0  # thinner rows lose their labels and strings: they would not be legible
+TEXT_MIN_BAR = 10.0
+TEXT_MIN_FONT = 9.5
 STRIP_MAX_PX = 3.0  # rows thinner than this many device pixels are drawn as crisp strips
 MARK_W = 9.0  # a mark beside each failed or stale bar once labels are gone
 MARK_MIN_H = 5.0  # so that one failed worker among 10,000 still shows
@@ -80,10 +85,29 @@ class Layout:
         return views.figures(worker) if self.full_figures else views.percent_text(worker.fraction)
 
 
+def text_row(count: int) -> float:
+    """The height of a row with text for `count` workers: ROW_H while they fit in ROWS_H,
+    thinner down to TEXT_MIN_ROW beyond."""
+    if count * ROW_H <= ROWS_H:
+        return ROW_H
+    return max(TEXT_MIN_ROW, ROWS_H / count)
+
+
+def row_sizes(row_h: float) -> tuple[float, float]:
+    """A row's bar height and font size: from BAR_H and FONT_SIZE in a row of ROW_H to
+    TEXT_MIN_BAR and TEXT_MIN_FONT in a row of TEXT_MIN_ROW; thinner rows have no text."""
+    if row_h < TEXT_MIN_ROW:
+        return row_h * 0.78, TEXT_MIN_FONT
+    along = min(1.0, (row_h - TEXT_MIN_ROW) / (ROW_H - TEXT_MIN_ROW))
+    return (TEXT_MIN_BAR + along * (BAR_H - TEXT_MIN_BAR),
+            TEXT_MIN_FONT + along * (FONT_SIZE - TEXT_MIN_FONT))
+
+
 def chart_height(header_h: float, count: int) -> int:
     """The picture's height in px at scale 1: the header, a row per worker (one for the "no
     worker" line), never past MAX_HEIGHT, where rows get thinner instead."""
-    return min(MAX_HEIGHT, math.ceil(header_h + max(count, 1) * ROW_H + MARGIN))
+    rows = max(count, 1)
+    return min(MAX_HEIGHT, math.ceil(header_h + rows * text_row(rows) + MARGIN))
 
 
 def plan(pen: Pen, header_h: float, workers: Sequence[Worker], width: int,
@@ -91,9 +115,8 @@ def plan(pen: Pen, header_h: float, workers: Sequence[Worker], width: int,
     """Row height and columns below a header of `header_h` px, measuring with `pen`."""
     count = len(workers)
     room = MAX_HEIGHT - header_h - MARGIN
-    row_h = ROW_H if count * ROW_H <= room else room / count
-    bar_h = BAR_H if row_h >= ROW_H else row_h * 0.78
-    font_size = min(12.0, bar_h * 0.62)
+    row_h = text_row(count) if count * text_row(count) <= room else room / count
+    bar_h, font_size = row_sizes(row_h)
     inner = width - 2 * MARGIN
     text = row_h >= TEXT_MIN_ROW
     if text:
