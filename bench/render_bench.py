@@ -1,7 +1,12 @@
 """Render figures of issue 4: PNG render times at 10 to 10,000 workers, uncached and cached, and
-how long an uncached 10,000-worker render served over HTTP stalls the event loop.
+how long an uncached 10,000-worker render served over HTTP stalls the event loop; and the sizes
+of big pictures (100 and 200 workers, up to width 1200 at scale 2).
 
-Run: `.venv/bin/python -m bench.render_bench [--runs 5]`
+Run: `.venv/bin/python -m bench.render_bench [--runs 5] [--text toy]`
+
+`--text toy` draws text with cairo's toy API, as where Pango is missing, for comparison. The
+render_chart columns are the first render of a chart (every string shaped anew) and the median
+of the later ones (Pango's shaped strings kept per thread).
 
 The real app is served in this process on 127.0.0.1 only, filled through its store; every
 loop of requests is bounded in count, and the whole run takes well under a minute.
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +27,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from bench.probe import StallProbe
-from tornado_progress import render
+from tornado_progress import render, text_draw
 from tornado_progress.app import make_app
 from tornado_progress.config import Settings
 from tornado_progress.longpoll import Waiters
@@ -29,6 +35,7 @@ from tornado_progress.model import Store
 from tornado_progress.snapshots import Snapshotter
 
 SIZES = (10, 100, 1_000, 10_000)
+BIG = ((100, 800, 1), (200, 800, 1), (100, 1200, 2), (200, 1200, 2))  # workers, width, scale
 STALE_AFTER = Settings().stale_after
 
 
@@ -57,28 +64,57 @@ async def timed(client: AsyncHTTPClient, urls: list[str]) -> list[float]:
     return durations
 
 
+def direct_times(chart: render.ChartInput, runs: int, width: int = 800,
+                 scale: float = 1) -> tuple[float, list[float], bytes]:
+    """Seconds of the first render_chart of `chart`, of the next `runs`, and the picture."""
+    began = time.perf_counter()
+    png = render.render_chart(chart, width, scale)
+    first = time.perf_counter() - began
+    later = [0.0] * runs
+    for run in range(runs):
+        began = time.perf_counter()
+        render.render_chart(chart, width, scale)
+        later[run] = time.perf_counter() - began
+    return first, later, png
+
+
+def job_chart(store: Store, jobid: str) -> render.ChartInput:
+    job = store.get(jobid)
+    return render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), time.time(),
+                             STALE_AFTER)
+
+
 async def render_times(store: Store, base: str, runs: int) -> None:
     client = AsyncHTTPClient()
-    print(f"{'workers':>8} {'render_chart':>13} {'HTTP uncached':>14} {'HTTP cached':>12} "
-          f"{'PNG':>8}   (median of {runs}, ms)")
+    print(f"text engine: {text_draw.engine()}")
+    print(f"{'workers':>8} {'first':>7} {'render_chart':>13} {'HTTP uncached':>14} "
+          f"{'HTTP cached':>12} {'PNG':>8} {'height':>7}   (median of {runs}, ms)")
     for workers in SIZES:
         jobid = f"render{workers}"
         fill(store, jobid, workers)
-        job = store.get(jobid)
-        chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()),
-                                  time.time(), STALE_AFTER)
-        direct = [0.0] * runs
-        for run in range(runs):
-            began = time.perf_counter()
-            png = render.render_chart(chart, 800, 1)
-            direct[run] = time.perf_counter() - began
+        first, direct, png = direct_times(job_chart(store, jobid), runs)
         url = f"{base}/progress/render?jobid={jobid}"
         # A new width is a new key: never cached.
         uncached = await timed(client, [f"{url}&width={801 + run}" for run in range(runs)])
         await client.fetch(url)
         cached = await timed(client, [url] * (4 * runs))
-        print(f"{workers:>8} {median_ms(direct):>13.1f} {median_ms(uncached):>14.1f} "
-              f"{median_ms(cached):>12.2f} {len(png) / 1000:>6.0f} kB")
+        print(f"{workers:>8} {1000 * first:>7.1f} {median_ms(direct):>13.1f} "
+              f"{median_ms(uncached):>14.1f} {median_ms(cached):>12.2f} "
+              f"{len(png) / 1000:>6.0f} kB {struct.unpack('>I', png[20:24])[0]:>7}")
+
+
+def big_pictures(store: Store, runs: int) -> None:
+    """Size and time of the pictures of jobs of 100 and 200 workers, up to 1200 x scale 2."""
+    print(f"{'workers':>8} {'width':>6} {'scale':>6} {'pixels':>13} {'PNG':>9} "
+          f"{'render_chart':>13}   (median of {runs}, ms)")
+    for workers, width, scale in BIG:
+        jobid = f"render{workers}"
+        if store.find(jobid) is None:
+            fill(store, jobid, workers)
+        _, times, png = direct_times(job_chart(store, jobid), runs, width, scale)
+        device_w, device_h = struct.unpack(">II", png[16:24])
+        print(f"{workers:>8} {width:>6} {scale:>6} {f'{device_w} x {device_h}':>13} "
+              f"{len(png) / 1000:>6.0f} kB {median_ms(times):>13.1f}")
 
 
 async def stall(store: Store, base: str, runs: int) -> None:
@@ -96,9 +132,7 @@ async def stall(store: Store, base: str, runs: int) -> None:
             await client.fetch(f"{base}/progress/render?jobid={jobid}")
             await asyncio.sleep(0.01)
         served.append(probe.worst)
-        job = store.get(jobid)
-        chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()),
-                                  time.time(), STALE_AFTER)
+        chart = job_chart(store, jobid)
         with StallProbe() as probe:
             await asyncio.sleep(0.01)
             render.render_chart(chart, 800, 1)
@@ -121,6 +155,7 @@ async def main(runs: int) -> None:
         base = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
         try:
             await render_times(store, base, runs)
+            big_pictures(store, runs)
             await stall(store, base, runs)
         finally:
             server.stop()
@@ -131,7 +166,12 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
-    asyncio.run(main(max(1, min(parser.parse_args().runs, 50))))
+    parser.add_argument("--text", choices=("best", "toy"), default="best",
+                        help="toy: draw text with cairo's toy API, as without Pango")
+    args = parser.parse_args()
+    if args.text == "toy":
+        text_draw.PANGO = None
+    asyncio.run(main(max(1, min(args.runs, 50))))
 
 
 if __name__ == "__main__":
