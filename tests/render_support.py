@@ -17,6 +17,12 @@ from tornado_progress.model import Job, Number, Worker
 NOW = 1_764_391_200.0
 STALE_AFTER = 300.0
 Box = tuple[int, int, int, int]  # left, top, right, bottom; right and bottom excluded
+# Strings a picture must draw (or draw escaped) without failing: controls, a lone surrogate,
+# right-to-left text and an override, emoji sequences, a lone mark, format strings, markup,
+# invisible characters, noncharacters, the longest desc.
+HOSTILE = ["\x00nul", "a\nb\tc\rd\x1b[31m\x7f", "\ud800lone", "\u05e9\u05dc\u05d5\u05dd RTL",
+           "\u202eevil\u202c", "\U0001f600\U0001f468\u200d\U0001f469\u200d\U0001f467",
+           "\u0301", "%s %d {0} <b>&amp;</b>", "\ufeff\u200b", "\U0010ffff" * 40, "x" * 1024]
 
 
 def worker(workid: str, current: Number, total: Number, desc: str = "", ok: bool = True,
