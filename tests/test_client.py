@@ -30,6 +30,9 @@ from tornado_progress.client import (
     create_job,
     normalise_server,
     progress_for,
+    retry,
+    sender,
+    wire,
 )
 
 pytestmark = pytest.mark.e2e
@@ -106,18 +109,18 @@ def test_a_server_that_is_no_http_url_is_refused_at_once(spelling: str) -> None:
 
 
 def test_backoff_doubles_to_its_cap_and_retry_after_wins() -> None:
-    assert [client._backoff(n) for n in (1, 2, 3, 7, 8, 100)] == [0.5, 1, 2, 30, 30, 30]
-    assert client._retry_after("3", 1) == 3.0
-    assert client._retry_after("100000", 1) == client.RETRY_AFTER_MAX_S
-    assert client._retry_after(None, 2) == 1.0
-    assert client._retry_after("soon", 2) == 1.0
-    assert client._retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 1) == 0.0
+    assert [retry.backoff(n) for n in (1, 2, 3, 7, 8, 100)] == [0.5, 1, 2, 30, 30, 30]
+    assert retry.retry_after("3", 1) == 3.0
+    assert retry.retry_after("100000", 1) == retry.RETRY_AFTER_MAX_S
+    assert retry.retry_after(None, 2) == 1.0
+    assert retry.retry_after("soon", 2) == 1.0
+    assert retry.retry_after("Thu, 01 Jan 1970 00:00:00 GMT", 1) == 0.0
 
 
 def test_numbers_go_as_the_server_reads_them() -> None:
-    assert client._form("jobid=j&workid=w", (7, 50.0, "a b&c", False)) == \
+    assert wire.form("jobid=j&workid=w", (7, 50.0, "a b&c", False)) == \
         b"jobid=j&workid=w&current=7&total=50&desc=a+b%26c&ok=0"
-    assert client._number(2.5) == "2.5" and client._number(1e20) == "1e+20"
+    assert wire.number(2.5) == "2.5" and wire.number(1e20) == "1e+20"
 
 
 def test_workid_is_the_mpi_rank_else_host_and_pid(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,7 +279,7 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_quietly(
         reporter = Reporter(server.base_url, "idle", "w", min_interval=0)
         reporter.update(1, 3)
         assert reporter.flush() is True
-        connection = client._senders[reporter.target]._connection
+        connection = sender._senders[reporter.target]._connection.connection
         assert connection is not None and connection.sock is not None
         readable, _, _ = select.select([connection.sock], [], [], DEADLINE_S)  # the close
         assert readable and connection.sock.recv(1) == b""
