@@ -1,11 +1,16 @@
 'use strict';
-// How numbers, times and names read on the show page. Pure functions, no DOM, so that the rows
-// and the header say the same thing the same way.
+// How numbers, times and names read on the show page, and the one order of worker ids. Pure
+// functions, no DOM, so that the rows, the header and the details say the same thing the same
+// way.
 window.ProgressFormat = (() => {
   const counts = new Intl.NumberFormat('en', { maximumFractionDigits: 2 });
   const speeds = new Intl.NumberFormat('en', { maximumSignificantDigits: 3 });
-  // Numeric collation is the natural order: w2 before w10, as the server and the PNG sort.
-  const names = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+  const DIGIT_RUNS = /[0-9]+/g;
+  // Run kinds in the order they sort: digits before text, and the end of a name (which
+  // carries the exact name) after both, as in tornado_progress/views.natural_key.
+  const DIGITS = 0;
+  const TEXT = 1;
+  const END = 2;
 
   /** Whole percent, rounded down so that 100 % appears only when a worker is really done. */
   function percent(fraction) {
@@ -51,16 +56,67 @@ window.ProgressFormat = (() => {
   }
 
   /** The local wall-clock time of a server epoch instant (the offset is already applied). */
-  function clockTime(epochSeconds) {
-    return new Date(epochSeconds * 1000).toLocaleTimeString([], {
-      hour: '2-digit', minute: '2-digit',
-    });
+  function clockTime(epochSeconds, withSeconds = false) {
+    const options = { hour: '2-digit', minute: '2-digit' };
+    if (withSeconds) options.second = '2-digit';
+    return new Date(epochSeconds * 1000).toLocaleTimeString([], options);
   }
 
-  /** Natural order of ids, with the exact spelling as a tie-break so that it is total. */
+  /**
+   * A name's sort key, as views.natural_key builds it: its runs of ASCII digits (by value)
+   * and of other characters (lower-cased, each run on its own), then the name itself.
+   */
+  function naturalKey(name) {
+    const runs = [];
+    let at = 0;
+    for (const match of name.matchAll(DIGIT_RUNS)) {
+      if (match.index > at) runs.push(TEXT, name.slice(at, match.index).toLowerCase());
+      runs.push(DIGITS, match[0].replace(/^0+/, ''));
+      at = match.index + match[0].length;
+    }
+    if (at < name.length) runs.push(TEXT, name.slice(at).toLowerCase());
+    runs.push(END, name);
+    return runs;
+  }
+
+  /** Strings by code point (not by UTF-16 unit, which puts U+1D518 before U+FB00). */
+  function compareCodePoints(a, b) {
+    if (a === b) return 0;
+    const length = Math.min(a.length, b.length);
+    for (let i = 0; i < length; i += 1) {
+      if (a.charCodeAt(i) !== b.charCodeAt(i)) {
+        // At the first differing unit: a whole code point where a surrogate pair starts, or
+        // the two low surrogates of pairs whose high ones agree.
+        return a.codePointAt(i) < b.codePointAt(i) ? -1 : 1;
+      }
+    }
+    return a.length < b.length ? -1 : 1;
+  }
+
+  /** Digit runs without their leading zeros: by length, then digit by digit. */
+  function compareDigits(a, b) {
+    if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+    return a === b ? 0 : (a < b ? -1 : 1);
+  }
+
+  /** Two keys of naturalKey, run by run, as Python compares the tuples of natural_key. */
+  function compareKeys(a, b) {
+    for (let i = 0; i < a.length && i < b.length; i += 2) {
+      if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+      const order = a[i] === DIGITS ? compareDigits(a[i + 1], b[i + 1])
+        : compareCodePoints(a[i + 1], b[i + 1]);
+      if (order) return order;
+    }
+    return 0;  // only the same name: both keys end with it
+  }
+
+  /** The natural order of worker ids that the server, the PNG and the page share. */
   function compareNames(a, b) {
-    return names.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+    return a === b ? 0 : compareKeys(naturalKey(a), naturalKey(b));
   }
 
-  return { percent, count, duration, age, rate, clockTime, compareNames };
+  return {
+    percent, count, duration, age, rate, clockTime, naturalKey, compareKeys, compareNames,
+    compareCodePoints,
+  };
 })();

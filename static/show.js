@@ -1,343 +1,357 @@
 'use strict';
 // The live show page: applies the job JSON that the page carries, then follows the job by long
-// polling `poll`, touching only the rows that changed. Ages, ETAs and stale marks move every
-// second on the server's clock (offset from its `server_time`), without any request.
+// polling (show-connection.js). The whole job lives in JS objects (show-store.js); the list
+// draws only the rows in view (show-window.js). The header shows the server's summary, with
+// the page's own stale judgements between answers; ages, ETAs and stale marks move every
+// second on the server's clock, touching only rows in view.
 (() => {
   const F = window.ProgressFormat;
-  const Rows = window.ProgressRows;
-  const POLL_TIMEOUT_S = 25;
-  // A poll still unanswered this long after its timeout hangs on a dead connection.
-  const POLL_SLACK_MS = 15000;
-  const BACKOFF_MIN_MS = 500;
-  const BACKOFF_MAX_MS = 15000;
-  // While the job is unknown (deleted, expired), how often to look whether it came back.
-  const GONE_RETRY_MS = 5000;
-  // A `server_time` this much behind our estimate is a cached body, not the server's clock.
-  const CLOCK_JITTER_S = 2;
-  const SORTS = ['name', 'progress', 'progress-desc', 'problems'];
-  const PROBLEM_RANK = { failed: 0, stale: 1, ok: 2, done: 2 };
+  const S = window.ProgressState;
+  const Store = window.ProgressStore;
+  const Win = window.ProgressWindow;
+  const Details = window.ProgressDetails;
+  const News = window.ProgressNews;
+  const Connection = window.ProgressConnection;
+  const Prefs = window.ProgressPrefs;
+  const Theme = window.ProgressTheme;
+  // Jobs bigger than this filter as one types only after a short pause.
+  const FILTER_DEBOUNCE_FROM = 5000;
+  const FILTER_DEBOUNCE_MS = 150;
+  const FIRST_SLICE = 5000;
 
   const $ = (id) => document.getElementById(id);
   const root = $('show');
-  const list = $('workers');
-  const staleAfter = Number(root.dataset.staleAfter);
-
-  const state = {
-    jobid: '', desc: '', created: 0, updated: 0, generation: null, version: 0, expected: 0,
-    entries: new Map(),  // workid -> entry of show-rows.js
-    sort: 'name', barWidth: 0, gone: false,
-    clock: { server: 0, perf: 0 },
-    connection: { state: 'live', retryAt: 0 },
+  const store = Store.create(Number(root.dataset.staleAfter));
+  const page = {
+    win: null, details: null, news: null, connection: null,
+    filter: '', chips: new Set(), sortChoice: 'auto', sort: 'name',
+    viewDirty: 'full', frame: 0, applying: null, gone: false, first: true,
   };
-  // Figures for the measurements in bench/browser_bench.py.
-  const stats = { applies: 0, lastApplyMs: 0, maxApplyMs: 0 };
+  // Figures for the tests and bench/browser_bench.py.
+  const stats = {
+    applies: 0, lastApplyMs: 0, maxApplyMs: 0, startedAt: 0, shownAt: 0, renders: 0, ticks: 0,
+    liveAt: 0,
+  };
 
-  function serverNow() {
-    return state.clock.server + (performance.now() - state.clock.perf) / 1000;
-  }
+  const pause = () => new Promise((resolve) => { setTimeout(resolve, 0); });
 
-  function syncClock(serverTime) {
-    if (!Number.isFinite(serverTime)) return;
-    const estimate = serverNow();
-    if (state.clock.perf === 0 || serverTime > estimate || estimate - serverTime > CLOCK_JITTER_S) {
-      state.clock = { server: serverTime, perf: performance.now() };
-    }
-  }
-
-  /** Applies one poll (or status) body: the whole job when `full`, else the changed workers. */
+  /** Applies one poll (or status) body, after any still being applied. */
   function apply(body) {
+    const run = () => applyNow(body);
+    page.applying = (page.applying || Promise.resolve()).then(run, run);
+    return page.applying;
+  }
+
+  async function applyNow(body) {
     const started = performance.now();
-    syncClock(body.server_time);
-    if (body.generation !== undefined && body.generation !== state.generation) {
-      if (!body.full) {  // a delta of another incarnation of the job: start again from 0
-        state.version = 0;
-        return;
-      }
-      if (state.generation !== null) dropRows();  // re-created by `create`: start afresh
-      state.generation = body.generation;
-    }
-    if (state.gone) setGone(false);
-    if (body.desc !== undefined) state.desc = body.desc;
-    if (body.summary) state.expected = body.summary.expected || 0;
-    if (body.jobid !== undefined) state.jobid = body.jobid;
-    if (body.created !== undefined) state.created = body.created;
-    if (body.updated !== undefined) state.updated = body.updated;
-    const needsSort = applyWorkers(body.workers || [], Boolean(body.full));
-    state.version = body.version;
-    if (needsSort) reorder();
-    renderHeader(serverNow());
+    const before = page.sort;
+    const report = await Store.apply(store, body, pause);
+    if (report.resync) return;
+    if (report.reset) Details.close(page.details);
+    if (page.gone) setGone(false);
+    const summary = Store.summary(store);
+    page.sort = S.effectiveSort(page.sortChoice, summary);
+    markView(report, before !== page.sort);
+    if (page.details.entry) Details.write(page.details, Store.serverNow(store));
+    News.update(page.news, report, summary, jobName(), page.first);
+    page.first = false;
+    renderHeader(Store.serverNow(store));
+    scheduleRender();
     const took = performance.now() - started;
     stats.applies += 1;
     stats.lastApplyMs = took;
     stats.maxApplyMs = Math.max(stats.maxApplyMs, took);
   }
 
-  /** Creates or rewrites the rows of `workers`; with `full`, drops those not listed. True
-   * when the order of rows may have to change. */
-  function applyWorkers(workers, full) {
-    const now = serverNow();
-    const seen = full ? new Set() : null;
-    let added = false;
-    let moved = false;
-    for (const worker of workers) {
-      if (seen) seen.add(worker.workid);
-      let entry = state.entries.get(worker.workid);
-      if (entry === undefined) {
-        entry = Rows.create(worker);
-        state.entries.set(worker.workid, entry);
-        added = true;
-      } else if (!Rows.changed(entry, worker)) {
-        continue;
-      }
-      moved = Rows.write(entry, worker, now, staleAfter, state.barWidth) || moved;
-    }
-    if (seen && seen.size < state.entries.size) {
-      for (const [workid, entry] of state.entries) {
-        if (!seen.has(workid)) {
-          entry.row.remove();
-          state.entries.delete(workid);
-        }
-      }
-    }
-    return added || (moved && state.sort !== 'name');
-  }
-
-  function dropRows() {
-    list.replaceChildren();
-    state.entries.clear();
-  }
-
-  function comparator() {
-    const byName = (a, b) => F.compareNames(a.workid, b.workid);
-    switch (state.sort) {
-      case 'progress': return (a, b) => a.fraction - b.fraction || byName(a, b);
-      case 'progress-desc': return (a, b) => b.fraction - a.fraction || byName(a, b);
-      case 'problems':
-        return (a, b) => PROBLEM_RANK[a.state] - PROBLEM_RANK[b.state] || byName(a, b);
-      default: return byName;
+  /** Decides whether the list's order or members may have changed: 'full' to filter and
+   * sort again, 'resort' to sort the same members again. */
+  function markView(report, sortChanged) {
+    const depends = S.sortDependsOn(page.sort);
+    const filtered = page.filter.trim() !== '' || page.chips.size > 0;
+    if (report.membership || sortChanged || (filtered && (report.states || report.descs))) {
+      page.viewDirty = 'full';
+    } else if ((depends.states && report.states) || (depends.fractions && report.fractions)) {
+      page.viewDirty = page.viewDirty || 'resort';
     }
   }
 
-  /** Puts the rows in the chosen order, moving only those out of place (new rows go in here). */
-  function reorder() {
-    const sorted = [...state.entries.values()].sort(comparator());
-    let cursor = list.firstElementChild;
-    for (const entry of sorted) {
-      if (entry.row === cursor) cursor = cursor.nextElementSibling;
-      else list.insertBefore(entry.row, cursor);
+  function rebuildView() {
+    const compare = S.comparator(page.sort);
+    let view;
+    if (page.viewDirty === 'resort') {
+      view = page.win.view.slice().sort(compare);  // nearly sorted already: close to linear
+    } else {
+      const match = S.matcher(page.filter, page.chips);
+      view = match ? store.byName.filter(match) : store.byName;
+      if (page.sort !== 'name') view = (view === store.byName ? view.slice() : view).sort(compare);
     }
+    page.viewDirty = null;
+    Win.setView(page.win, view);
+    renderListText();
   }
 
-  /** Counts, overall fraction and ETA from the rows, by the server's rules. The ETA is the
-   * slowest running worker's, unknown while one of them has no speed yet; stale workers do
-   * not count, since their ETA says nothing any more. */
-  function summarise(now) {
-    const counts = { ok: 0, stale: 0, done: 0, failed: 0 };
-    let fractionSum = 0;
-    let eta = 0;
-    for (const entry of state.entries.values()) {
-      counts[entry.state] += 1;
-      fractionSum += entry.fraction;
-      if (entry.state === 'ok') {
-        const left = Rows.remaining(entry, now);
-        eta = left === null || eta === null ? null : Math.max(eta, left);
-      }
-    }
-    const total = state.entries.size;
-    // Workers the job expects but has not heard from count as 0 % and leave the ETA unknown.
-    const over = Math.max(total, state.expected);
-    return { counts, total, fraction: over ? fractionSum / over : 0,
-             eta: over > total ? null : eta };
+  function scheduleRender() {
+    if (!page.frame) page.frame = requestAnimationFrame(renderFrame);
+  }
+
+  function renderFrame() {
+    page.frame = 0;
+    if (page.viewDirty) rebuildView();
+    Win.render(page.win, Store.serverNow(store));
+    stats.renders += 1;
+    if (!stats.shownAt && store.entries.size) stats.shownAt = performance.now();
+  }
+
+  function jobName() {
+    return store.desc || store.jobid;
   }
 
   function renderHeader(now) {
-    const summary = summarise(now);
+    const summary = Store.summary(store);
     const pct = F.percent(summary.fraction);
-    const name = state.desc || state.jobid;
-    setText($('job-desc'), name);
-    setText($('job-id'), state.jobid);
+    setText($('job-desc'), jobName());
+    setText($('job-id'), store.jobid);
     const overall = $('overall-bar');
     overall.style.setProperty('--f', String(summary.fraction));
-    overall.setAttribute('aria-valuenow', String(pct));
+    setAttr(overall, 'aria-valuenow', String(pct));
     setText($('overall-percent'), `${pct}%`);
-    for (const key of ['ok', 'stale', 'done', 'failed']) {
-      setText($(`count-${key}`), String(summary.counts[key]));
+    for (const key of ['running', 'stale', 'done', 'failed', 'waiting']) {
+      setText($(`count-${key}`), F.count(summary[key]));
     }
-    const workers = `${F.count(summary.total)} worker${summary.total === 1 ? '' : 's'}`;
-    setText($('worker-count'), state.expected > summary.total
-      ? `${workers} of ${F.count(state.expected)} expected` : workers);
-    $('empty').hidden = summary.total > 0;
-    $('columns').hidden = summary.total === 0;
     renderTimes(now, summary);
-    const title = `${pct}% ${name}`;
-    const wanted = state.gone ? `Deleted · ${title}` : title;
-    if (document.title !== wanted) document.title = wanted;
+    renderSortLabel(summary);
+    const title = News.title(summary, jobName(), page.gone);
+    if (document.title !== title) document.title = title;
   }
 
   function renderTimes(now, summary) {
-    const running = summary.counts.ok + summary.counts.stale;
+    const running = summary.running + summary.stale;
+    const active = running || summary.waiting || !summary.workers;
     // A job with nobody running any more took from its creation to its last report.
-    const end = running || !summary.total ? now : state.updated;
-    setText($('elapsed-label'), running || !summary.total ? 'Elapsed' : 'Took');
-    setText($('elapsed'), F.duration(end - state.created));
+    const end = active ? now : store.updated;
+    setText($('elapsed-label'), active ? 'Elapsed' : 'Took');
+    setText($('elapsed'), F.duration(end - store.created));
     let eta = '—';
     let finish = '';
-    if (summary.total && !running) {
-      eta = summary.counts.failed ? 'stopped' : 'done';
-    } else if (summary.counts.ok && summary.eta === null) {
-      finish = 'estimating';  // a running worker has no speed yet
-    } else if (summary.counts.ok) {
-      eta = summary.eta < 1 ? 'due' : F.duration(summary.eta);
-      finish = `at ${F.clockTime(now + summary.eta)}`;
+    if (S.finished(summary)) {
+      eta = summary.failed ? 'stopped' : 'done';
+    } else if (summary.running && !Number.isFinite(summary.eta_s)) {
+      finish = 'estimating';  // a running worker has no speed yet, or some have not started
+    } else if (summary.running) {
+      const left = Math.max(0, summary.eta_s - (now - store.summaryAt));
+      eta = left < 1 ? 'due' : F.duration(left);
+      finish = `at ${F.clockTime(now + left)}`;
     }
     setText($('eta'), eta);
     setText($('eta-clock'), finish);
+  }
+
+  /** The worker count, and the sentence shown when the list is empty. */
+  function renderListText() {
+    const total = store.entries.size;
+    const shown = page.win.view.length;
+    const expected = store.summary.expected || 0;
+    let text = `${F.count(total)} worker${total === 1 ? '' : 's'}`;
+    if (expected > total) text += ` of ${F.count(expected)} expected`;
+    if (shown !== total) text = `Showing ${F.count(shown)} of ${text}`;
+    setText($('worker-count'), text);
+    const empty = $('empty');
+    empty.hidden = shown > 0;
+    $('workers-table').hidden = shown === 0;
+    if (shown === 0) setText(empty, emptySentence(total));
+  }
+
+  function emptySentence(total) {
+    const waiting = store.summary.waiting || 0;
+    if (page.chips.has('waiting') && waiting) {
+      return `${F.count(waiting)} expected worker${waiting === 1 ? ' has' : 's have'} not `
+        + 'reported yet: a worker gets its row with its first update.';
+    }
+    if (!total) {
+      return 'No worker has reported yet: rows appear here with each worker\'s first update.';
+    }
+    return 'No worker matches the filter.';
+  }
+
+  function renderSortLabel(summary) {
+    const auto = $('sort').querySelector('option[value="auto"]');
+    const wanted = S.effectiveSort('auto', summary) === 'problems'
+      ? 'automatic: problems first' : 'automatic: by name';
+    setText(auto, wanted);
   }
 
   function setText(element, text) {
     if (element.textContent !== text) element.textContent = text;
   }
 
-  /** Every second: ages, ETAs and stale marks, the header, and the reconnect countdown. */
+  function setAttr(element, name, value) {
+    if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+  }
+
+  /** Every second: stale marks by the one rule, then ages and ETAs of the rows in view, the
+   * header, the open details and the reconnect countdown. */
   function tick() {
-    const now = serverNow();
-    let stateChanged = false;
-    for (const entry of state.entries.values()) {
-      stateChanged = Rows.refresh(entry, now, staleAfter) || stateChanged;
+    stats.ticks += 1;
+    const now = Store.serverNow(store);
+    if (Store.restale(store, now)) {
+      markView({ states: true }, false);
+      const summary = Store.summary(store);
+      const sort = S.effectiveSort(page.sortChoice, summary);
+      if (sort !== page.sort) {
+        page.sort = sort;
+        page.viewDirty = 'full';
+      }
+      scheduleRender();
     }
-    if (stateChanged && state.sort !== 'name') reorder();
+    Win.refreshClock(page.win, now);
     renderHeader(now);
+    if (page.details.entry) Details.write(page.details, now);
     renderConnection();
   }
 
-  function setConnection(connectionState, retryInMs = 0) {
-    state.connection = { state: connectionState, retryAt: performance.now() + retryInMs };
+  function onConnection(state, retryAt, changed) {
+    page.connectionState = state;
+    page.retryAt = retryAt;
+    if (changed && state === 'lost') News.say(page.news, 'Connection to the server lost.');
+    if (changed && state === 'live') {
+      stats.liveAt = performance.now();
+      News.say(page.news, 'Connection to the server restored.');
+    }
+    if (changed && state === 'gone' && !page.gone) setGone(true);
     renderConnection();
   }
 
   function renderConnection() {
-    const { state: connectionState, retryAt } = state.connection;
-    const element = $('connection');
-    element.dataset.state = connectionState;
+    const state = page.connectionState || 'live';
+    $('connection').dataset.state = state;
+    $('retry').hidden = state !== 'lost';
     let text = 'Live';
-    if (connectionState === 'lost') {
-      const seconds = Math.max(0, Math.ceil((retryAt - performance.now()) / 1000));
+    if (state === 'lost') {
+      const seconds = Math.max(0, Math.ceil((page.retryAt - performance.now()) / 1000));
       text = seconds ? `Connection lost · retrying in ${seconds} s` : 'Connection lost · retrying';
-    } else if (connectionState === 'gone') {
+    } else if (state === 'gone') {
       text = 'Waiting for the job';
     }
     setText($('connection-text'), text);
   }
 
   function setGone(gone) {
-    state.gone = gone;
+    page.gone = gone;
     root.classList.toggle('is-gone', gone);
     $('notice').hidden = !gone;
-    renderHeader(serverNow());
+    renderHeader(Store.serverNow(store));
   }
 
-  let wakeUp = null;
-  /** A pause that a return of the network ends early. */
-  function pause(ms) {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wakeUp = () => { clearTimeout(timer); resolve(); };
-    }).finally(() => { wakeUp = null; });
+  function setSort(choice) {
+    page.sortChoice = S.SORTS.includes(choice) ? choice : 'auto';
+    $('sort').value = page.sortChoice;
+    page.sort = S.effectiveSort(page.sortChoice, Store.summary(store));
+    page.viewDirty = 'full';
+    scheduleRender();
   }
 
-  /** One long poll: 'ok' once applied, 'gone' for a 404, 'error' when the server can't be
-   * reached or answers an error. */
-  async function pollOnce() {
-    const query = `jobid=${encodeURIComponent(state.jobid)}&since=${state.version}`
-      + `&timeout=${POLL_TIMEOUT_S}`;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), POLL_TIMEOUT_S * 1000 + POLL_SLACK_MS);
-    let body;
-    try {
-      const response = await fetch(`poll?${query}`, {
-        cache: 'no-store', signal: controller.signal, headers: { Accept: 'application/json' },
-      });
-      if (response.status === 404) return 'gone';
-      if (!response.ok) return 'error';
-      body = await response.json();
-    } catch (error) {
-      return 'error';  // network down, server restarting, or a body cut short
-    } finally {
+  function setFilter(text) {
+    page.filter = text;
+    page.viewDirty = 'full';
+    scheduleRender();
+  }
+
+  function toggleChip(button) {
+    const state = button.dataset.state;
+    if (page.chips.has(state)) page.chips.delete(state);
+    else page.chips.add(state);
+    button.setAttribute('aria-pressed', String(page.chips.has(state)));
+    page.viewDirty = 'full';
+    scheduleRender();
+  }
+
+  function setCompact(compact) {
+    root.classList.toggle('is-compact', compact);
+    $('density').setAttribute('aria-pressed', String(compact));
+  }
+
+  function renderTheme() {
+    $('theme').setAttribute('aria-pressed', String(Theme.effective() === 'dark'));
+  }
+
+  function wireControls() {
+    let timer = 0;
+    $('filter').addEventListener('input', (event) => {
       clearTimeout(timer);
-    }
-    apply(body);
-    return 'ok';
-  }
-
-  async function pollForever() {
-    let failures = 0;
-    for (;;) {
-      let outcome;
-      try {
-        outcome = await pollOnce();
-      } catch (error) {
-        reportError(error);  // a bug in applying a body: say it, then resynchronise
-        outcome = 'error';
-      }
-      if (outcome === 'ok') {
-        failures = 0;
-        if (state.connection.state !== 'live') setConnection('live');
-        continue;
-      }
-      // Whatever was missed, the next answer brings the whole job again (since=0).
-      state.version = 0;
-      if (outcome === 'gone') {
-        failures = 0;
-        if (!state.gone) setGone(true);
-        setConnection('gone');
-        await pause(GONE_RETRY_MS);
-        continue;
-      }
-      failures += 1;
-      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (failures - 1))
-        * (0.8 + 0.4 * Math.random());  // jitter, so that many pages don't retry in step
-      setConnection('lost', delay);
-      await pause(delay);
-    }
-  }
-
-  function setSort(sort) {
-    state.sort = SORTS.includes(sort) ? sort : 'name';
-    $('sort').value = state.sort;
-    const hash = state.sort === 'name' ? '' : `#sort=${state.sort}`;
-    if (location.hash !== hash) {
-      history.replaceState(null, '', hash || location.pathname + location.search);
-    }
-    reorder();
-  }
-
-  /** Labels go inside or beside the fill by pixels, so they follow the bars' width. */
-  function watchBarWidth() {
-    const observer = new ResizeObserver((records) => {
-      const width = records[records.length - 1].contentRect.width;
-      if (width <= 0 || width === state.barWidth) return;
-      state.barWidth = width;
-      for (const entry of state.entries.values()) Rows.placeLabel(entry, width);
+      const text = event.target.value;
+      if (store.entries.size < FILTER_DEBOUNCE_FROM) setFilter(text);
+      else timer = setTimeout(() => setFilter(text), FILTER_DEBOUNCE_MS);
     });
-    observer.observe($('column-bar'));
+    for (const chip of document.querySelectorAll('.chip')) {
+      chip.disabled = false;
+      chip.addEventListener('click', () => toggleChip(chip));
+    }
+    $('sort').addEventListener('change', (event) => {
+      Prefs.set('sort', event.target.value === 'auto' ? null : event.target.value);
+      setSort(event.target.value);
+    });
+    $('density').addEventListener('click', () => {
+      const compact = !root.classList.contains('is-compact');
+      Prefs.set('density', compact ? 'compact' : null);
+      setCompact(compact);
+    });
+    $('theme').addEventListener('click', () => { Theme.toggle(); renderTheme(); });
+    Theme.onSystemChange(renderTheme);
+    $('retry').addEventListener('click', () => Connection.retryNow(page.connection));
   }
 
-  function start() {
-    Rows.init(list);
+  /** The layout changed (a resize, the density, the theme's fonts): heights and label
+   * places are worked out again. */
+  function watchLayout() {
+    const probe = page.win.probe;
+    const observer = new ResizeObserver(() => {
+      if (Win.readLayout(page.win)) {
+        for (const entry of store.entries.values()) entry.dirty = true;
+      }
+      scheduleRender();
+    });
+    for (const element of [probe.el, probe.idText, probe.bar]) observer.observe(element);
+    window.addEventListener('scroll', scheduleRender, { passive: true });
+    window.addEventListener('resize', scheduleRender, { passive: true });
+  }
+
+  function openDetails(entry) {
+    Details.open(page.details, entry, Store.serverNow(store));
+  }
+
+  function detailsClosed(entry) {
+    const index = Win.indexOf(page.win, entry);
+    if (index >= 0) Win.focusIndex(page.win, index);
+  }
+
+  async function start() {
+    stats.startedAt = performance.now();
+    page.win = Win.create($('workers'), openDetails);
+    page.details = Details.create($('details'), detailsClosed);
+    page.news = News.create($('announcer'), $('notify'));
+    page.sortChoice = S.SORTS.includes(Prefs.get('sort')) ? Prefs.get('sort') : 'auto';
+    $('sort').value = page.sortChoice;
+    setCompact(Prefs.get('density') === 'compact');
+    renderTheme();
+    wireControls();
     const initial = JSON.parse($('initial-job').textContent);
-    state.jobid = initial.jobid;
-    const fromHash = /^#sort=([a-z-]+)$/.exec(location.hash);
-    state.sort = fromHash && SORTS.includes(fromHash[1]) ? fromHash[1] : 'name';
-    $('sort').value = state.sort;
-    $('sort').addEventListener('change', (event) => setSort(event.target.value));
-    apply(initial);
+    store.jobid = initial.jobid;
+    if (initial.workers.length > FIRST_SLICE) await pause();  // a big job: parse, then apply
+    await apply(initial);
     root.classList.add('is-live');
-    watchBarWidth();
+    watchLayout();
     setInterval(tick, 1000);
-    window.addEventListener('online', () => { if (wakeUp) wakeUp(); });
-    pollForever();
+    page.connection = Connection.create(
+      () => `jobid=${encodeURIComponent(store.jobid)}&since=${store.version}`, apply,
+      onConnection);
+    Connection.follow(page.connection);
   }
 
-  window.progressPage = { apply, stats, setSort, workerCount: () => state.entries.size };
+  window.progressPage = {
+    apply, stats, setSort,
+    workerCount: () => store.entries.size,
+    renderedRows: () => Win.rendered(page.win),
+    shownCount: () => page.win.view.length,
+  };
   start();
 })();

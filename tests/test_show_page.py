@@ -151,7 +151,7 @@ async def test_static_files_are_served_with_versions(fetch: Fetch) -> None:
     page = parse(await fetch("show", jobid="j3"))
     urls = [attrs["src"] for attrs in page.find("script") if attrs.get("src")]
     urls += [attrs["href"] for attrs in page.find("link") if attrs.get("href")]
-    assert len(urls) == 5  # three scripts, the stylesheet, the icon
+    assert len(urls) == 12  # theme.js, the page's nine scripts, the stylesheet, the icon
     types = {".js": "javascript", ".css": "text/css", ".svg": "image/svg+xml"}
     for url in urls:
         assert url is not None and re.fullmatch(r"static/[\w.-]+\?v=\w+", url), url
@@ -207,6 +207,5 @@ async def test_header_counts_add_up_without_javascript(fetch: Fetch, store: Stor
     clock.advance(400)  # past the default --stale-after of 300 s
     store.update("j", "w4", 1, 10, "", True)
     body = (await fetch("show", jobid="j")).body.decode()
-    counts = dict(re.findall(r'<dd id="count-(\w+)">(-?\d+)</dd>', body))
-    assert counts["ok"] == "1"
-    assert counts["stale"] == "3"
+    counts = dict(re.findall(r'<span id="count-(\w+)" class="chip-count">(-?\d+)</span>', body))
+    assert counts == {"running": "1", "stale": "3", "done": "0", "failed": "0", "waiting": "0"}

@@ -28,6 +28,10 @@ CONTENT_SECURITY_POLICY = (
 
 # Where the app serves static/ (app.py); the page lives at /progress/show.
 STATIC_PREFIX = "/progress/"
+# The summary's state chips: summary key, words, glyph (as static/show-state.js has them).
+CHIPS = (("running", "Running", "\u25b8"), ("stale", "Stale", "\u2026"),
+         ("done", "Done", "\u2713"), ("failed", "Failed", "\u2717"),
+         ("waiting", "Not started", "\u25cb"))
 
 
 def script_json(body: bytes) -> str:
@@ -37,6 +41,19 @@ def script_json(body: bytes) -> str:
     strings JSON has no `<`, and inside strings `\\u003c` decodes to the same character.
     """
     return body.decode().replace("<", "\\u003c")
+
+
+def finished(summary: dict[str, Any]) -> bool:
+    """Every worker done or failed, none of the expected ones waiting (show-state.js too)."""
+    active = summary["running"] + summary["stale"] + summary["waiting"]
+    return bool(summary["workers"]) and active == 0
+
+
+def page_title(summary: dict[str, Any], name: str) -> str:
+    """"42% name", marked "✗ " once a worker failed and "✓ " when all is done: the tab tells
+    without being looked at. The page's script keeps it so (title in show-news.js)."""
+    mark = "\u2717 " if summary["failed"] else "\u2713 " if finished(summary) else ""
+    return f"{mark}{views.percent(summary['fraction'])}% {name}"
 
 
 class PageHandler(ApiHandler):
@@ -79,7 +96,8 @@ class ShowHandler(PageHandler):
         stale_after = self.config.stale_after
         summary = await self.bodies.summary(job, now)
         body = await self.bodies.full(job, now)
-        self.render("show.html", job=job, summary=summary,
+        self.render("show.html", job=job, summary=summary, chips=CHIPS,
+                    title=page_title(summary, job.desc or job.jobid),
                     percent=views.percent(summary["fraction"]),
                     stale_after=stale_after, elapsed=views.duration(now - job.created),
                     eta=views.duration(summary["eta_s"]),
