@@ -204,6 +204,8 @@ def test_strings_are_drawn_as_given_with_controls_made_visible() -> None:
 
 
 def test_font_falls_back_when_dejavu_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy engine's choice of font (Pango's fallback is fontconfig's own)."""
+    monkeypatch.setattr(text_draw, "PANGO", None)
     assert render_text.choose_family(None) == render_text.FONT
     assert render_text.choose_family("DejaVu Sans") == render_text.FONT
     assert render_text.choose_family("Liberation Sans") == render_text.FALLBACK_FONT
