@@ -1,9 +1,11 @@
-"""tornado_progress.client against the real server process: throttling counted on the server's
-side, a dead server that costs the worker nothing, the final state at close and at exit, a
-server restart, a wrong key, create_job and the spellings of a server's address."""
+"""tornado_progress.client against the real server process: throttling and batches counted on
+the server's side (its access log), a refused line of a batch, a batch too large, a dead
+server that costs the worker nothing, the final state at close and at exit, a server restart,
+a wrong key, create_job and the spellings of a server's address."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import multiprocessing
@@ -16,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, ClassVar
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -123,6 +125,24 @@ def test_numbers_go_as_the_server_reads_them() -> None:
     assert wire.number(2.5) == "2.5" and wire.number(1e20) == "1e+20"
 
 
+def test_a_batchs_answer_is_read_line_by_line() -> None:
+    ok = b'{"version":7,"truncated":false}\n'
+    assert wire.line_answers(ok * 3, 3) == [None] * 3
+    assert wire.line_answers(ok + b'{"error": "a sentence"}\n' + ok, 3) == \
+        [None, "a sentence", None]
+    assert wire.line_answers(b'{"version": 7, "truncated": true}\n', 1) == [None]
+    assert wire.line_answers(ok * 2, 3) is None  # not one line an update
+    assert wire.line_answers(b"<html>\n<body>\n", 2) is None
+
+
+def test_a_next_request_waits_the_interval_rounded_up_to_a_sixteenth() -> None:
+    assert sender.next_slot(100.01, 1.0) == 101.0625
+    assert sender.next_slot(100.0, 1.6) == pytest.approx(101.6)
+    assert sender.next_slot(100.01, 0) == 100.01
+    for now in (0.3, 17.77, 12345.6789):
+        assert now + 0.5 <= sender.next_slot(now, 0.5) < now + 0.5 + 0.5 / 16
+
+
 def test_workid_is_the_mpi_rank_else_host_and_pid(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in client.RANK_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -225,6 +245,136 @@ def test_reporters_of_one_server_share_one_sender_thread(server: ServerProcess) 
                if thread.name == f"tornado_progress.client {server.base_url}"]
     assert len(senders) == 1 and senders[0].daemon
     assert len(workers(server, "shared")) == 50
+
+
+def requests_in(log: str, jobid: str) -> tuple[int, int]:
+    """The batches of `jobid` (`updates?jobid=...`) and the single updates in an access log."""
+    return (log.count(f"POST /progress/updates?{urlencode({'jobid': jobid})} "),
+            log.count("POST /progress/update "))
+
+
+def test_50_reporters_of_one_job_share_one_request_a_round(tmp_path: Path) -> None:
+    """50 reporters updated every 20 ms for a second, interval 0.2 s: one by one they would
+    make some 300 requests; in batches, a few per round. Every final state arrives."""
+    with running_server(tmp_path / "snapshots", "--access-log") as server:
+        reporters = [Reporter(server.base_url, "batched", f"w{k:02}", min_interval=0.2)
+                     for k in range(50)]
+        start, rounds = time.monotonic(), 0
+        while time.monotonic() - start < 1.0:
+            rounds += 1
+            for reporter in reporters:
+                reporter.update(rounds, 100, desc=f"round {rounds}")
+            time.sleep(0.02)
+        assert client.flush_all(timeout=10)
+        found = workers(server, "batched")  # after the answers: their log lines are written
+        batches, singles = requests_in(server.log(), "batched")
+    assert all(found[f"w{k:02}"]["current"] == rounds for k in range(50)), found
+    assert {worker["desc"] for worker in found.values()} == {f"round {rounds}"}
+    assert batches >= 5 and batches + singles <= 40, (batches, singles)
+
+
+def updated_while_down(reporters: list[Reporter], caplog: pytest.LogCaptureFixture) -> None:
+    """Each reporter's first state, given while its server is down: the sender keeps them all
+    and sends them in one round when the server answers."""
+    for reporter in reporters:
+        reporter.update(5, 10)
+    wait_for(lambda: any("cannot be reached" in line for line in client_lines(caplog)))
+
+
+def test_two_jobs_kept_while_the_server_was_down_go_in_two_requests(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    reporters = [Reporter(f"http://127.0.0.1:{port}", jobid, f"w{k}", min_interval=60)
+                 for k in range(3) for jobid in ("pair/a", "pair b")]
+    updated_while_down(reporters, caplog)
+    with running_server(tmp_path / "snapshots", "--access-log", port=port) as server:
+        for reporter in reporters:
+            wait_for(has_state(server, reporter.jobid, reporter.workid, 5))
+        log = server.log()
+    assert requests_in(log, "pair/a") == (1, 0) and requests_in(log, "pair b") == (1, 0), log
+    assert all(reporter.close() for reporter in reporters)
+
+
+def test_a_refused_line_of_a_batch_is_logged_and_the_others_arrive(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The first line creates the job with its key; the intruder's line, last, is refused."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    keyed = [Reporter(url, "half-keyed", f"w{k}", key="rightkey123") for k in range(4)]
+    intruder = Reporter(url, "half-keyed", "intruder", key="wrongkey123")
+    updated_while_down([*keyed, intruder], caplog)
+    with running_server(tmp_path / "snapshots", "--access-log", port=port) as server:
+        for reporter in keyed:
+            wait_for(has_state(server, "half-keyed", reporter.workid, 5))
+        assert intruder.close() is True  # refused counts as done: retrying cannot help
+        assert sorted(workers(server, "half-keyed")) == ["w0", "w1", "w2", "w3"]
+        assert requests_in(server.log(), "half-keyed") == (1, 0)
+        assert all(reporter.close() for reporter in keyed)
+    refused = [line for line in client_lines(caplog) if "refused the update" in line]
+    assert len(refused) == 1, refused
+    assert "'intruder'" in refused[0] and "key" in refused[0] and "dropped" in refused[0]
+    assert "wrongkey123" not in refused[0]
+
+
+def test_a_batch_too_large_for_the_server_is_split(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """20 lines of some 200 bytes against --max-request-bytes 1000: 413, then halves until
+    each batch fits; nothing is lost and nothing is logged as refused."""
+    port = free_port()
+    reporters = [Reporter(f"http://127.0.0.1:{port}", "split", f"w{k:02}", min_interval=60)
+                 for k in range(20)]
+    for reporter in reporters:
+        reporter.update(5, 10, desc="x" * 150)
+    wait_for(lambda: any("cannot be reached" in line for line in client_lines(caplog)))
+    with running_server(tmp_path / "snapshots", "--access-log", "--max-request-bytes", "1000",
+                        port=port) as server:
+        for reporter in reporters:
+            wait_for(has_state(server, "split", reporter.workid, 5))
+        batches, singles = requests_in(server.log(), "split")
+    assert batches >= 5 and singles == 0, (batches, singles)
+    assert not [line for line in client_lines(caplog) if "refused the update" in line]
+    assert all(reporter.close() for reporter in reporters)
+
+
+class OlderServer(http.server.BaseHTTPRequestHandler):
+    """A server from before `updates`: 404 for it, every `update` recorded."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((self.path, body))
+        found = self.path == "/progress/update"
+        answer = b'{"version":1,"truncated":false}\n' if found else b'{"error":"no such page"}\n'
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_server_without_updates_gets_one_update_per_request(
+        caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    reporters = [Reporter(f"http://127.0.0.1:{port}", "older", f"w{k}", min_interval=60)
+                 for k in range(3)]
+    updated_while_down(reporters, caplog)
+    older = http.server.ThreadingHTTPServer(("127.0.0.1", port), OlderServer)
+    threading.Thread(target=older.serve_forever, daemon=True).start()
+    try:
+        assert all(reporter.close() for reporter in reporters)
+    finally:
+        older.shutdown()
+        older.server_close()
+    assert [path for path, _ in OlderServer.seen] == \
+        ["/progress/updates?jobid=older"] + ["/progress/update"] * 3
+    assert sorted(body for _, body in OlderServer.seen[1:]) == [
+        f"jobid=older&workid=w{k}&current=5&total=10&desc=".encode() for k in range(3)]
+    assert "one update per request" in client_lines(caplog)[-1]
 
 
 def work() -> int:

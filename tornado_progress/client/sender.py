@@ -1,12 +1,23 @@
 """The sender: one daemon thread per process and server, which sends the states of every
 `Reporter` of that server over one kept-alive connection.
 
-Reporters wait in a heap ordered by the time they are due. The thread takes every reporter that
-is due at once (`_Sender._due`) and posts each one's state to ``/progress/update``: 2xx sent,
-4xx dropped and logged (rate-limited), 429 and 5xx retried after a backoff or the server's
-Retry-After; while the server cannot be reached no request goes but a flush's. Nothing here
-blocks or raises into a worker. Interpreter exit, and the end of a forked `multiprocessing`
-child, flush what is pending; a forked child starts a sender of its own.
+Reporters wait in a heap ordered by the time they are due: at once for a new state, else at the
+end of their interval (rounded up to a sixteenth of it, so that reporters answered at about the
+same time fall due together) or of a backoff. When some are due the thread takes them all (a
+round) and sends each job's states in one request, `POST /progress/updates?jobid=J`, one
+form-encoded line per reporter (the query's jobid routes it behind nginx), split only past
+`BATCH_MAX_BYTES` or `BATCH_MAX_LINES`. A job with a single due reporter sends its state alone
+to `/progress/update`. The answers settle each state: recorded (2xx, or a version line of a
+batch): sent, the next request waits the interval; refused (a 4xx, or an error line of a
+batch): dropped and logged (rate-limited), as sending it again cannot help; 429, 5xx or no
+answer: every state of the request kept and sent again after a backoff (or Retry-After), and
+while the server cannot be reached no request goes but a flush's. A batch too large for the
+server (413) is split; a server without `updates` (404 or 405, or a 200 that is not one JSON
+line per update) gets one update per request from then on.
+
+Nothing here blocks or raises into a worker, which only stores a state and wakes the thread.
+Interpreter exit, and the end of a forked `multiprocessing` child, flush what is pending; a
+forked child starts a sender of its own.
 """
 
 from __future__ import annotations
@@ -16,26 +27,51 @@ import heapq
 import http.client
 import itertools
 import logging
+import math
 import os
 import sys
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from .retry import LogLimiter, backoff, log, retry_after
-from .wire import KeptAlive, State, Target, error_sentence, form
+from .wire import KeptAlive, State, Target, error_sentence, form, line_answers
 
 if TYPE_CHECKING:
     from . import Reporter
 
 REQUEST_TIMEOUT_S = 10.0  # connect and read timeout of one request of the sender
 EXIT_FLUSH_S = 5.0  # what interpreter exit waits, in all, for the last states to go out
+BATCH_MAX_BYTES = 32 * 1024  # a batch's body: half the server's default --max-request-bytes
+BATCH_MAX_LINES = 1000
+ALIGN_STEPS = 16  # a reporter's next request waits its interval, rounded up to 1/16 of it
+
+
+@dataclass
+class _Item:
+    """One reporter's state in a request."""
+
+    reporter: Reporter
+    state: State
+    urgent: bool  # a flush waits for it
+    line: bytes  # the state as a form: a request's body, or a line of a batch
+
+
+def next_slot(now: float, interval: float) -> float:
+    """When a reporter answered at `now` may send again: `interval` later, rounded up to a
+    multiple of 1/ALIGN_STEPS of it, so that reporters answered at about the same time (in
+    several requests of a round, say) fall due at the same moment and share a batch."""
+    if interval <= 0:
+        return now
+    step = interval / ALIGN_STEPS
+    return max(now + interval, math.ceil((now + interval) / step) * step)
 
 
 class _Sender:
-    """The thread that sends the updates of every reporter of one server in one process, over
-    one kept-alive connection. Reporters wait in a heap ordered by the time they are due."""
+    """The thread that sends the states of every reporter of one server in one process."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -46,6 +82,8 @@ class _Sender:
         self._connection = KeptAlive(target, REQUEST_TIMEOUT_S)
         self._down_failures = 0  # connection failures in a row: the server is down
         self._down_until = 0.0  # monotonic: no request before, while the server is down
+        self._batch_bytes = BATCH_MAX_BYTES  # halved by each 413 to a batch
+        self._batches = True  # False once the server showed it has no `updates`
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name=f"tornado_progress.client {target.base_url}")
 
@@ -58,16 +96,20 @@ class _Sender:
 
     def _run(self) -> None:
         while True:
-            for reporter in self._due():
+            for request in self._requests(self._due()):
                 try:
-                    self._send(reporter)
+                    self._send(request)
                 except Exception:  # a bug must not end the thread that every reporter uses
-                    log.exception("tornado_progress.client: sending %r failed", reporter)
-                    self._settle(reporter, drop=True)
+                    log.exception("tornado_progress.client: sending %d update(s) of job %r "
+                                  "failed", len(request), request[0].reporter.jobid)
+                    for item in request:
+                        self._settle(item.reporter, drop=True)
+
+    # -- when: the heap of reporters by due time ---------------------------------------------
 
     def _due(self) -> list[Reporter]:
         """Waits until some reporters are due (and the server is not known down), and answers
-        them all: a round, which a batch request could carry at once."""
+        them all: a round."""
         with self._cond:
             while True:
                 now = time.monotonic()
@@ -98,51 +140,134 @@ class _Sender:
         with self._cond:
             self._push(reporter, time.monotonic())
 
-    def _send(self, reporter: Reporter) -> None:
-        with reporter._lock:
-            state, reporter._pending = reporter._pending, None
-            urgent, reporter._urgent = reporter._urgent, False
-        if state is None:
-            self._settle(reporter)
+    # -- what: a round's states as requests ----------------------------------------------------
+
+    def _requests(self, due: list[Reporter]) -> list[list[_Item]]:
+        """The round's pending states as requests: each job's (of one token) together, in as
+        few batches as the size limits allow."""
+        jobs: dict[tuple[str, str], list[_Item]] = {}
+        for reporter in due:
+            with reporter._lock:
+                state, reporter._pending = reporter._pending, None
+                urgent, reporter._urgent = reporter._urgent, False
+            if state is None:
+                self._settle(reporter)
+                continue
+            try:
+                item = _Item(reporter, state, urgent, form(reporter.prefix, state))
+            except Exception:  # a desc that is no text, say: that state cannot be sent
+                log.exception("tornado_progress.client: the state %r of %r is no update",
+                              state, reporter)
+                self._settle(reporter, drop=True)
+                continue
+            key = (reporter.jobid, reporter.headers.get("Authorization", ""))
+            jobs.setdefault(key, []).append(item)
+        return [request for items in jobs.values() for request in self._split(items)]
+
+    def _split(self, items: list[_Item]) -> list[list[_Item]]:
+        if not self._batches:
+            return [[item] for item in items]
+        requests: list[list[_Item]] = []
+        size = 0
+        for item in items:
+            if (not requests or size + len(item.line) > self._batch_bytes
+                    or len(requests[-1]) >= BATCH_MAX_LINES):
+                requests.append([])
+                size = 0
+            requests[-1].append(item)
+            size += len(item.line) + 1
+        return requests
+
+    def _encode(self, request: list[_Item]) -> tuple[str, bytes]:
+        """The path and body of a request: `update` for one state, else `updates?jobid=J`."""
+        if len(request) == 1:
+            return self.target.path("update"), request[0].line
+        query = urlencode({"jobid": request[0].reporter.jobid})
+        return f"{self.target.path('updates')}?{query}", b"\n".join(i.line for i in request)
+
+    # -- sending and reading the answer --------------------------------------------------------
+
+    def _send(self, request: list[_Item]) -> None:
+        if time.monotonic() < self._down_until and not any(item.urgent for item in request):
+            for item in request:  # an earlier request of this round found the server down
+                self._put_back(item)
             return
-        if time.monotonic() < self._down_until and not urgent:
-            self._put_back(reporter, state)  # an earlier reporter of this round found it down
-            return
+        path, body = self._encode(request)
         try:
-            status, wait, body = self._connection.post(
-                self.target.path("update"), form(reporter.prefix, state), reporter.headers)
+            status, wait, answer = self._connection.post(path, body,
+                                                         request[0].reporter.headers)
         except (OSError, http.client.HTTPException) as error:
-            self._unreachable(reporter, state, error, urgent)
+            self._unreachable(request, error)
             return
         self._reached()
-        self._answered(reporter, state, status, wait, body)
+        if len(request) == 1:
+            self._answered(request[0], status, wait, answer)
+        else:
+            self._batch_answered(request, len(body), status, wait, answer)
 
-    def _answered(self, reporter: Reporter, state: State, status: int,
-                  wait: str | None, body: bytes) -> None:
-        now = time.monotonic()
+    def _answered(self, item: _Item, status: int, wait: str | None, body: bytes) -> None:
+        """The answer to one update."""
         if 200 <= status < 300:
-            reporter._failures = 0
-            reporter._next_send = now + reporter.min_interval
-            self._settle(reporter)
+            self._delivered(item.reporter)
         elif status == 429 or status >= 500:
-            reporter._failures += 1
-            delay = retry_after(wait, reporter._failures)
-            reporter._retry_at = now + delay
-            _complain(logging.WARNING, f"busy {self.target.base_url} {status}",
-                      "progress server %s answered %d (%s); trying again in %.1f s",
-                      self.target.base_url, status, error_sentence(status, body), delay)
-            self._put_back(reporter, state)
+            self._busy([item], status, wait, body)
         else:  # a bad parameter, a wrong key or token: sending it again cannot help
-            sentence = error_sentence(status, body)
-            _complain(logging.WARNING, f"refused {self.target.base_url} {status} {sentence}",
-                      "progress server %s refused the update of job %r worker %r (%d: %s); "
-                      "that state is dropped", self.target.base_url, reporter.jobid,
-                      reporter.workid, status, sentence)
-            reporter._next_send = now + reporter.min_interval
-            self._settle(reporter)
+            self._refused(item, error_sentence(status, body), status)
 
-    def _unreachable(self, reporter: Reporter, state: State, error: BaseException,
-                     urgent: bool) -> None:
+    def _batch_answered(self, request: list[_Item], size: int, status: int, wait: str | None,
+                        body: bytes) -> None:
+        """The answer to a batch: line by line, or one for all of it."""
+        answers = line_answers(body, len(request)) if 200 <= status < 300 else None
+        if answers is not None:
+            for item, sentence in zip(request, answers, strict=True):
+                if sentence is None:
+                    self._delivered(item.reporter)
+                else:
+                    self._refused(item, sentence)
+        elif status == 429 or status >= 500:
+            self._busy(request, status, wait, body)
+        elif status in (404, 405) or 200 <= status < 300:
+            self._batches = False
+            _complain(logging.WARNING, f"no batches {self.target.base_url}",
+                      "progress server %s answered updates with %d (%s); sending one update "
+                      "per request", self.target.base_url, status, error_sentence(status, body))
+            self._again(request)
+        elif status == 413:
+            self._batch_bytes = max(1, size // 2)
+            self._again(request)
+        else:  # the request itself refused (a token, say): each state as if sent alone
+            sentence = error_sentence(status, body)
+            for item in request:
+                self._refused(item, sentence, status)
+
+    def _delivered(self, reporter: Reporter) -> None:
+        reporter._failures = 0
+        reporter._next_send = next_slot(time.monotonic(), reporter.min_interval)
+        self._settle(reporter)
+
+    def _refused(self, item: _Item, sentence: str, status: int | None = None) -> None:
+        reporter = item.reporter
+        answer = sentence if status is None else f"{status}: {sentence}"
+        _complain(logging.WARNING, f"refused {self.target.base_url} {status} {sentence}",
+                  "progress server %s refused the update of job %r worker %r (%s); that state "
+                  "is dropped", self.target.base_url, reporter.jobid, reporter.workid, answer)
+        reporter._next_send = next_slot(time.monotonic(), reporter.min_interval)
+        self._settle(reporter)
+
+    def _busy(self, request: list[_Item], status: int, wait: str | None, body: bytes) -> None:
+        """429 or 5xx: every state kept, each reporter retried after its own backoff."""
+        now = time.monotonic()
+        delay = 0.0
+        for item in request:
+            item.reporter._failures += 1
+            delay = retry_after(wait, item.reporter._failures)
+            item.reporter._retry_at = now + delay
+            self._put_back(item)
+        _complain(logging.WARNING, f"busy {self.target.base_url} {status}",
+                  "progress server %s answered %d (%s); trying again in %.1f s",
+                  self.target.base_url, status, error_sentence(status, body), delay)
+
+    def _unreachable(self, request: list[_Item], error: BaseException) -> None:
         self._down_failures += 1
         delay = backoff(self._down_failures)
         with self._cond:
@@ -151,9 +276,10 @@ class _Sender:
                   "progress server %s cannot be reached (%s: %s); updates are kept and sent "
                   "when it answers (next try in %.1f s)", self.target.base_url,
                   type(error).__name__, error, delay)
-        self._put_back(reporter, state)
-        if urgent:
-            reporter._settled.set()  # a flush waits no longer for a server that is down
+        for item in request:
+            self._put_back(item)
+            if item.urgent:
+                item.reporter._settled.set()  # a flush waits no longer for a server that is down
 
     def _reached(self) -> None:
         if self._down_failures:
@@ -162,11 +288,18 @@ class _Sender:
         self._down_failures = 0
         self._down_until = 0.0
 
-    def _put_back(self, reporter: Reporter, state: State) -> None:
+    def _again(self, request: list[_Item]) -> None:
+        """Sends the states again at once, in another shape: no failure, nobody waits longer."""
+        for item in request:
+            self._put_back(item, urgent=item.urgent)
+
+    def _put_back(self, item: _Item, urgent: bool = False) -> None:
         """Queues the state again for a retry, unless a newer one has come meanwhile."""
+        reporter = item.reporter
         with reporter._lock:
             if reporter._pending is None:
-                reporter._pending = state
+                reporter._pending = item.state
+            reporter._urgent = reporter._urgent or urgent
         self._requeue(reporter)
 
     def _settle(self, reporter: Reporter, drop: bool = False) -> None:

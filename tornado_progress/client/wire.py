@@ -1,5 +1,5 @@
 """What the client puts on the wire and reads back: a server's address (`Target`), an update as
-a form, an error's sentence, and the sender's kept-alive connection.
+a form, a batch's lines and the answer to them, and the sender's kept-alive connection.
 
 Standard library only, like the rest of tornado_progress.client.
 """
@@ -109,6 +109,29 @@ def form(prefix: str, state: State) -> bytes:
     current, total, desc, ok = state
     body = f"{prefix}&current={number(current)}&total={number(total)}&desc={quote_plus(desc)}"
     return (body if ok else body + "&ok=0").encode()
+
+
+def line_answers(body: bytes, count: int) -> list[str | None] | None:
+    """The answer to a batch of `count` lines, line by line: None for an update recorded, the
+    server's sentence for one refused. None when the body is not one JSON answer a line."""
+    lines = body.splitlines()
+    if len(lines) != count:
+        return None
+    if b'"error"' not in body and all(line.startswith(b'{"version":') for line in lines):
+        return [None] * count  # the usual answer, read without decoding it
+    answers: list[str | None] = []
+    for line in lines:
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            answers.append(answer["error"])
+        elif isinstance(answer, dict) and "version" in answer:
+            answers.append(None)
+        else:
+            return None
+    return answers
 
 
 class KeptAlive:
