@@ -68,8 +68,8 @@ async def test_one_render_per_key_kept_in_the_answer_cache(
     original = render.render_chart
 
     def counting(chart_input: render.ChartInput, width: int, scale: float,
-                 how: Style | None = None) -> bytes:
-        made.append(original(chart_input, width, scale, how))
+                 how: Style | None = None, pieces: Any = None) -> bytes:
+        made.append(original(chart_input, width, scale, how, pieces))
         return made[-1]
 
     monkeypatch.setattr(render, "render_chart", counting)
@@ -91,7 +91,7 @@ async def test_concurrent_requests_share_the_render_in_flight(
     calls: list[int] = []
 
     def held(chart_input: render.ChartInput, width: int, scale: float,
-             how: Style | None = None) -> bytes:
+             how: Style | None = None, pieces: Any = None) -> bytes:
         calls.append(width)
         release.wait(10)
         return b"png"
@@ -216,10 +216,10 @@ async def test_a_chart_past_the_pixel_budget_is_refused_before_drawing(
     original = render.render_chart
 
     def counting(chart_input: render.ChartInput, width: int, scale: float,
-                 how: Style | None = None) -> bytes:
+                 how: Style | None = None, pieces: Any = None) -> bytes:
         drawn.append((width, scale))
         # Never the gigabyte surface, should the budget fail: an empty body fails the test.
-        return original(chart_input, width, scale, how) if width * scale <= 1000 else b""
+        return original(chart_input, width, scale, how, pieces) if width * scale <= 1000 else b""
 
     monkeypatch.setattr(render, "render_chart", counting)
     response = await fetch("render", jobid="job1", width=4000, scale=4)

@@ -230,7 +230,7 @@ async def main(settings: Settings) -> None:
     waiters = Waiters(settings.poll_interval, settings.viewer_share)
     snapshotter = Snapshotter(store, settings.snapshot_dir)
     snapshotter.load()
-    renderer = ChartRenderer()
+    renderer = ChartRenderer(piece_bytes=settings.cache_bytes // 4)
     answers = AnswerCache(settings.cache_bytes)
     bodies = BodyBuilder(answers, settings.stale_after)
     notifier = Notifier(store, settings.stale_after) if settings.notify_allow else None

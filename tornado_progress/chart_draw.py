@@ -116,15 +116,16 @@ def draw_legend(pen: Pen, counts: dict[str, Any], when: str, top: float, width: 
 
 
 def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],
-              lay: Layout) -> list[Mark]:
-    """One rounded bar per worker, with its texts when rows are tall enough for them."""
+              lay: Layout, first: int = 0) -> list[Mark]:
+    """One rounded bar per worker, with its texts when rows are tall enough for them; the
+    workers are the chart's rows from row `first` on (a band of the picture draws a few)."""
     ctx = pen.ctx
     marks: list[Mark] = []
     pen.font(lay.font_size)
     ascent, descent = pen.extents()
     theme = style().theme
     for index, worker in enumerate(workers):
-        top = lay.bar_top(index)
+        top = lay.bar_top(first + index)
         draw_bar(ctx, (lay.bar_x, top, lay.bar_w, lay.bar_h), worker.fraction, states[index])
         if not lay.text:
             if states[index] in _MARKED:

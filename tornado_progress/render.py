@@ -14,7 +14,8 @@ from typing import Any
 
 import cairo
 
-from . import views
+from . import png_encoder, views
+from .chart_bands import PieceCache, render_banded
 from .chart_draw import draw_header, draw_marks, draw_rows, draw_strips
 from .chart_layout import (
     MARGIN,
@@ -29,7 +30,7 @@ from .chart_layout import (
     plan,
 )
 from .model import Worker
-from .picture import Style, canvas, drawing_in, paint
+from .picture import Style, canvas, drawing_in, paint, style
 from .printable import printable
 from .render_text import plain
 from .text_draw import TEXT_ERRORS, Pen, new_pen
@@ -64,16 +65,20 @@ def prepare(chart: ChartInput, width: int, scale: float
     return workers, states, counts, plan(scratch, header_h, workers, width, scale)
 
 
-def render_chart(chart: ChartInput, width: int, scale: float,
-                 how: Style | None = None) -> bytes:
-    """The chart as PNG (or SVG) bytes, `width` px wide at scale 1, every pixel times `scale`."""
+def render_chart(chart: ChartInput, width: int, scale: float, how: Style | None = None,
+                 pieces: PieceCache | None = None) -> bytes:
+    """The chart as PNG (or SVG) bytes, `width` px wide at scale 1, every pixel times `scale`.
+    With `pieces`, a PNG with rows of text is drawn in bands, those unchanged taken from it."""
     with drawing_in(how or Style()):
-        return _render(chart, width, scale)
+        return _render(chart, width, scale, pieces)
 
 
-def _render(chart: ChartInput, width: int, scale: float) -> bytes:
+def _render(chart: ChartInput, width: int, scale: float, pieces: PieceCache | None) -> bytes:
     try:
         workers, states, counts, lay = prepare(chart, width, scale)
+        if pieces is not None and workers and lay.text and style().format == "png" \
+                and png_encoder.DIRECT:
+            return render_banded(chart, workers, states, counts, lay, pieces)
         title = f"{printable(chart.desc or chart.jobid)}: {views.percent_text(counts['fraction'])}"
         ctx, finish = canvas(width, lay.height, scale, title)
         pen = new_pen(ctx)
@@ -95,7 +100,7 @@ def _render(chart: ChartInput, width: int, scale: float) -> bytes:
             chart.now, chart.stale_after, chart.expected)
         if escaped == chart:
             raise
-        return _render(escaped, width, scale)
+        return _render(escaped, width, scale, pieces)
     return finish()
 
 

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from . import palette, params, picture, render, text_draw
 from .answer_cache import AnswerCache
+from .chart_bands import PieceCache
 from .handlers import ApiHandler
 from .model import BadParameter, Job, LimitReached
 
@@ -124,6 +125,10 @@ def too_many_pixels(width: int, height: int, scale: float, budget: int) -> str |
             "width or scale")
 
 
+# Bytes of compressed picture bands kept (a quarter of --cache-mb when the server starts).
+PIECE_BYTES = 16 * 1024 * 1024
+
+
 class ChartRenderer:
     """Draws charts in worker threads, at most one render per key in flight.
 
@@ -133,9 +138,12 @@ class ChartRenderer:
     unbounded work. Finished pictures go to the AnswerCache each call is given.
     """
 
-    def __init__(self, threads: int = 2, max_pending: int = 32) -> None:
+    def __init__(self, threads: int = 2, max_pending: int = 32,
+                 piece_bytes: int = PIECE_BYTES) -> None:
         text_draw.announce()  # once per process: which engine draws text, fonts loaded
         self.max_pending = max_pending
+        # The compressed bands of PNGs, by what they show (chart_bands.py).
+        self.pieces = PieceCache(piece_bytes)
         self.stale_times = StaleTimes()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")
         self._pending: dict[RenderKey, asyncio.Future[bytes]] = {}
@@ -183,7 +191,7 @@ class ChartRenderer:
 
     def _draw(self, chart: render.ChartInput, key: RenderKey) -> bytes:
         started = time.perf_counter()
-        drawn = render.render_chart(chart, key.width, key.scale, key.style)
+        drawn = render.render_chart(chart, key.width, key.scale, key.style, self.pieces)
         with self._counting:
             self.drawn += 1
             self.drawing_s += time.perf_counter() - started
