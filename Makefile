@@ -5,9 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Debian packages: cairo headers and pkg-config to build pycairo, the font the renderer draws
-# with, and nginx with its njs module for `make cluster` (install-system-packages adds
-# python3-venv where it is missing); the browser tests also need chromium, which only
+# Debian packages: cairo headers and pkg-config to build pycairo; the introspection headers
+# and Pango's typelib for PyGObject, through which the pictures draw text; the fonts they draw
+# with (DejaVu, and Noto for other scripts, CJK and colour emoji, about 80 MB); nginx with its
+# njs module for `make cluster` (install-system-packages adds python3-venv where it is
+# missing). The browser tests also need chromium, and the terminal tests curl, which only
 # `make test` installs.
 DEB_PACKAGES := libcairo2-dev pkg-config fonts-dejavu-core libgirepository1.0-dev gir1.2-pango-1.0 \
 	fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji nginx libnginx-mod-http-js
