@@ -11,7 +11,7 @@ window.ProgressConnection = (() => {
   const PROBE_FIRST_MS = 250;
   const PROBE_MAX_MS = 1500;
   const PROBE_TIMEOUT_MS = 3000;
-  const GONE_RETRY_MS = 3000;
+  const GONE_RETRY_MS = 2000;
 
   /** `query()` gives the poll's query string, `apply(body)` applies an answer (a promise),
    * `onState(state, retryAt)` shows 'live', 'lost' or 'gone'. */

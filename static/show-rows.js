@@ -161,7 +161,8 @@ window.ProgressRows = (() => {
    * drawn. */
   function idLines(entry, box) {
     const id = entry.workid;
-    if (!(box > 0) || (PRINTABLE_ASCII.test(id) && id.length * widestAscii <= box)) return 1;
+    if (entry.ascii === undefined) entry.ascii = PRINTABLE_ASCII.test(id);
+    if (!(box > 0) || (entry.ascii && id.length * widestAscii <= box)) return 1;
     if (entry.idWidthFont !== fontGeneration) {
       let width = 0;
       for (const char of id) width += charWidth(char);

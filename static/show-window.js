@@ -14,8 +14,8 @@ window.ProgressWindow = (() => {
   function create(rowsEl, onOpen) {
     const win = {
       rowsEl, onOpen, view: [], viewGen: 0, offsets: new Float64Array(1), offsetsDirty: true,
-      pool: new Map(), free: [], probe: null, layout: null, active: null, tabRow: null,
-      now: 0,
+      pool: new Map(), free: [], probe: null, layout: null, layoutGen: 0, active: null,
+      tabRow: null, now: 0,
     };
     win.probe = makeProbe(win);
     rowsEl.addEventListener('click', (event) => clicked(win, event));
@@ -55,24 +55,23 @@ window.ProgressWindow = (() => {
     };
     const old = win.layout;
     win.layout = layout;
-    win.layoutCount = (win.layoutCount || 0) + (fontChanged ? 1 : 0);
-    layout.key = `${layout.base}|${layout.idBox}|${layout.line}|${win.layoutCount}`;
-    if (!old || old.key !== layout.key) {
+    if (!old || fontChanged || old.base !== layout.base || old.idBox !== layout.idBox
+        || old.line !== layout.line) {
+      win.layoutGen += 1;  // every height is estimated again, then measured when drawn
       win.offsetsDirty = true;
       return true;
     }
     return old.bar !== layout.bar;
   }
 
-  /** The height a row will have, measured if it was drawn in this layout, else estimated
-   * from how many lines its id takes. */
+  /** The height a row will have, in whole pixels (as offsetHeight measures it), measured if
+   * it was drawn in this layout, else estimated from how many lines its id takes. */
   function heightOf(win, entry) {
     const layout = win.layout;
-    if (entry.heightKey !== layout.key) {
-      entry.heightKey = layout.key;
-      entry.measured = false;
+    if (entry.heightGen !== win.layoutGen) {
+      entry.heightGen = win.layoutGen;
       const lines = Rows.idLines(entry, layout.idBox);
-      entry.height = layout.base + (lines - 1) * layout.line;
+      entry.height = Math.round(layout.base + (lines - 1) * layout.line);  // whole pixels
     }
     return entry.height;
   }
@@ -206,7 +205,6 @@ window.ProgressWindow = (() => {
     for (const row of written) {
       const height = row.el.offsetHeight;
       const entry = row.entry;
-      entry.measured = true;
       if (height > 0 && height !== entry.height) {
         entry.height = height;
         changed = true;

@@ -17,7 +17,6 @@
   // Jobs bigger than this filter as one types only after a short pause.
   const FILTER_DEBOUNCE_FROM = 5000;
   const FILTER_DEBOUNCE_MS = 150;
-  const FIRST_SLICE = 5000;
 
   const $ = (id) => document.getElementById(id);
   const root = $('show');
@@ -336,7 +335,11 @@
     wireControls();
     const initial = JSON.parse($('initial-job').textContent);
     store.jobid = initial.jobid;
-    if (initial.workers.length > FIRST_SLICE) await pause();  // a big job: parse, then apply
+    // A big job comes in pieces (pages.py), each parsed in a task of its own.
+    for (const part of document.querySelectorAll('script.initial-workers')) {
+      await pause();
+      for (const worker of JSON.parse(part.textContent)) initial.workers.push(worker);
+    }
     await apply(initial);
     root.classList.add('is-live');
     watchLayout();

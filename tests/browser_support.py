@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request
 
 from tornado_progress.model import Worker
-from tornado_progress.snapshot_format import write_stream
+from tornado_progress.snapshot_format import JobCopy, write_stream
 
 CHROMIUM = Path(os.environ.get("TORNADO_PROGRESS_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -134,28 +134,23 @@ def send_many(base_url: str, endpoint: str, forms: Iterable[dict[str, Any]]) -> 
         connection.close()
 
 
-def write_job_snapshot(folder: Path, jobid: str, workers: list[Worker], desc: str = "") -> None:
-    """A snapshot holding one job, named as the server names them, for a server started on
-    `folder` to load: the fast and honest way to a 100,000-worker job."""
+def write_job_snapshot(folder: Path, jobid: str, workers: list[Worker], desc: str = "",
+                       expected: int | None = None) -> None:
+    """A snapshot holding one job (`expected` as create's `workers`), named as the server
+    names them, for a server started on `folder` to load: the fast and honest way to a
+    100,000-worker job. Workers' versions are filled in."""
     folder.mkdir(parents=True, exist_ok=True)
     now = time.time()
     version = int(now * 1_000_000)
     first = version - 1_000_000
     workers = [worker._replace(version=first + index) for index, worker in enumerate(workers)]
-    job = (jobid, desc, now - 600, now, version, first - 1, workers)
+    job: JobCopy = (jobid, desc, now - 600, now, version, first - 1, workers, None, None,
+                    expected, False, None)
     with (folder / f"snapshot-{version + 1:020d}.msgpack").open("wb") as out:
         write_stream(out, [job], version + 1, now)
 
 
-def wait_until(page: Page, predicate: str, timeout_ms: int = WAIT_MS) -> Any:
-    """Waits, frame by frame in the page, until `predicate` (a JavaScript function's source)
-    returns something true, and returns that. Like Playwright's wait_for_function, which the
-    page's CSP stops (it evaluates its predicate as a string)."""
-    result = page.evaluate(WAIT_JS.replace("PREDICATE", predicate), timeout_ms)
-    assert result, f"not true within {timeout_ms} ms: {predicate}"
-    return result
-
-
+# Polls a predicate in the page, frame by frame (PREDICATE is replaced by its source).
 WAIT_JS = """async (timeout) => {
       const predicate = (PREDICATE);
       const deadline = performance.now() + timeout;
@@ -166,6 +161,15 @@ WAIT_JS = """async (timeout) => {
         await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 10)));
       }
     }"""
+
+
+def wait_until(page: Page, predicate: str, timeout_ms: int = WAIT_MS) -> Any:
+    """Waits, frame by frame in the page, until `predicate` (a JavaScript function's source)
+    returns something true, and returns that. Like Playwright's wait_for_function, which the
+    page's CSP stops (it evaluates its predicate as a string)."""
+    result = page.evaluate(WAIT_JS.replace("PREDICATE", predicate), timeout_ms)
+    assert result, f"not true within {timeout_ms} ms: {predicate}"
+    return result
 
 
 def run_axe(page: Page, selector: str = "html") -> list[dict[str, Any]]:

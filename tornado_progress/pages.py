@@ -11,6 +11,7 @@ close the script element; the browser script puts strings in as text, never as m
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -28,10 +29,44 @@ CONTENT_SECURITY_POLICY = (
 
 # Where the app serves static/ (app.py); the page lives at /progress/show.
 STATIC_PREFIX = "/progress/"
+# Bodies bigger than this are cut into pieces and escaped in a thread.
+INLINE_MAX_BYTES = 1 << 20
+# A big job goes to the page in pieces of this many workers (split_workers).
+PART_WORKERS = 5000
+WORKERS_KEY = b'"workers":['
+FIRST_WORKER = b'{"workid":'
+WORKER_SEPARATOR = b'},{"workid":'
+BODY_END = b"]}\n"
 # The summary's state chips: summary key, words, glyph (as static/show-state.js has them).
 CHIPS = (("running", "Running", "\u25b8"), ("stale", "Stale", "\u2026"),
          ("done", "Done", "\u2713"), ("failed", "Failed", "\u2717"),
          ("waiting", "Not started", "\u25cb"))
+
+
+def split_workers(body: bytes, per_part: int = PART_WORKERS) -> tuple[bytes, list[bytes]]:
+    """A job body (views.encode_job's bytes) as the job with its first `per_part` workers and
+    the other workers as JSON arrays of `per_part` each, so that the page parses a big job a
+    piece at a time and no single task of the browser grows long. Cut at `},{"workid":`,
+    which only a boundary between two (flat) worker objects holds: inside a JSON string
+    every `"` is escaped. A body of another shape is left whole."""
+    start = body.find(WORKERS_KEY)
+    items = body[start + len(WORKERS_KEY):-len(BODY_END)]
+    if start < 0 or not body.endswith(BODY_END) or not items.startswith(FIRST_WORKER):
+        return body, []
+    pieces = items[len(FIRST_WORKER):-1].split(WORKER_SEPARATOR)
+    if len(pieces) <= per_part:
+        return body, []
+    parts = [FIRST_WORKER + WORKER_SEPARATOR.join(pieces[at:at + per_part]) + b"}"
+             for at in range(0, len(pieces), per_part)]
+    head = body[:start + len(WORKERS_KEY)] + parts[0] + BODY_END
+    return head, [b"[" + part + b"]" for part in parts[1:]]
+
+
+def page_json(body: bytes) -> tuple[str, list[str]]:
+    """The job for the page's <script type="application/json"> elements: split_workers'
+    pieces, each made safe by script_json."""
+    head, parts = split_workers(body)
+    return script_json(head), [script_json(part) for part in parts]
 
 
 def script_json(body: bytes) -> str:
@@ -96,10 +131,15 @@ class ShowHandler(PageHandler):
         stale_after = self.config.stale_after
         summary = await self.bodies.summary(job, now)
         body = await self.bodies.full(job, now)
+        if len(body) > INLINE_MAX_BYTES:  # a big job's pieces are cut off the event loop
+            initial_json, parts = await asyncio.get_running_loop().run_in_executor(
+                None, page_json, body)
+        else:
+            initial_json, parts = page_json(body)
         self.render("show.html", job=job, summary=summary, chips=CHIPS,
                     title=page_title(summary, job.desc or job.jobid),
                     percent=views.percent(summary["fraction"]),
                     stale_after=stale_after, elapsed=views.duration(now - job.created),
                     eta=views.duration(summary["eta_s"]),
-                    initial_json=script_json(body),
+                    initial_json=initial_json, initial_parts=parts,
                     render_query="?jobid=" + quote(job.jobid, safe=""))
