@@ -14,7 +14,7 @@ from tornado.httpclient import HTTPResponse
 
 from tests.conftest import FakeClock, Fetch
 from tornado_progress.model import Store
-from tornado_progress.pages import script_json
+from tornado_progress.pages import script_json, split_workers
 from tornado_progress.views import duration, percent
 
 MARKUP = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -209,3 +209,31 @@ async def test_header_counts_add_up_without_javascript(fetch: Fetch, store: Stor
     body = (await fetch("show", jobid="j")).body.decode()
     counts = dict(re.findall(r'<span id="count-(\w+)" class="chip-count">(-?\d+)</span>', body))
     assert counts == {"running": "1", "stale": "3", "done": "0", "failed": "0", "waiting": "0"}
+
+
+@pytest.mark.gen_test
+async def test_a_big_job_reaches_the_page_in_pieces(fetch: Fetch, store: Store) -> None:
+    """Past 5,000 workers the job JSON comes as its head and arrays of workers, each in a
+    <script type="application/json"> of its own, that join up to the status body exactly;
+    a desc that looks like the cut (`},{"workid":`) does not cut."""
+    tricky = '},{"workid":"x"},{"workid":</script>'
+    for index in range(12_345):
+        store.update("big", f"w{index}", index % 7, 7, tricky if index % 1000 == 3 else "", True)
+    response = await fetch("show", jobid="big")
+    body = text(response)
+    assert tricky not in body  # its "<" is escaped in every piece
+    page = parse(response)
+    job = json.loads(page.scripts["initial-job"])
+    parts = re.findall(r'<script type="application/json" class="initial-workers">(.*?)</script>',
+                       body, re.DOTALL)
+    assert len(job["workers"]) == 5000 and len(parts) == 2
+    for part in parts:
+        job["workers"] += json.loads(part)
+    status = json.loads((await fetch("status", jobid="big")).body)
+    assert job["workers"] == status["workers"]
+    assert job["version"] == status["version"]
+
+
+def test_a_body_of_another_shape_is_left_whole() -> None:
+    for body in (b'{"workers":[]}\n', b'{"jobid":"j"}\n', b'{"workers":[{"id":1}]}\n'):
+        assert split_workers(body, per_part=1) == (body, [])
