@@ -1,7 +1,8 @@
-"""What the show page costs in a real browser: update-to-browser latency, and the time to apply a
-1,000-worker update.
+"""What the show page costs in a real browser: update-to-browser latency, the time to apply a
+1,000-worker update, the load of a 100,000-worker job, and applying a 1,000-change update to it.
 
-Run: `.venv/bin/python -m bench.browser_bench [--updates 200] [--workers 1000] [--rounds 7]`
+Run: `.venv/bin/python -m bench.browser_bench [--updates 200] [--workers 1000] [--rounds 7]
+[--big 100000] [--big-rounds 3] [--changes 1000]`
 
 Everything runs on loopback: the real server process (tests/serverproc.py) and the system's
 headless Chromium (tests/browser_support.py). Latency is measured inside the page, on one clock:
@@ -10,6 +11,12 @@ it, so no clocks of two processes are compared. The path measured is the whole o
 request, the server waking the page's parked long poll, the poll answer, and the page applying
 it. Apply times come from the page's own `performance.now()` around its apply function, and
 from the start of the apply to the next frame, which includes style, layout and paint.
+
+The big job is written as a snapshot that a second server loads at start. Its load is timed by
+the page's clock from the navigation's start: the server's answer (first and last byte), the
+scripts' start, and the first rows drawn; the longest task (PerformanceObserver 'longtask')
+says whether anything held the page. The 1,000-change update is a delta of 1,000 workers spread
+over the job, applied as a poll answer is.
 """
 
 from __future__ import annotations
@@ -24,8 +31,18 @@ from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
-from tests.browser_support import launch, send, show_url, watched_page
+from tests.browser_support import (
+    LONG_TASKS_JS,
+    launch,
+    send,
+    send_many,
+    show_url,
+    wait_until,
+    watched_page,
+    write_job_snapshot,
+)
 from tests.serverproc import running_server
+from tornado_progress.model import Worker
 
 # Between two updates: more than the server's default --poll-interval (80 ms), so that each
 # update finds its job quiet and the figure is the delivery itself; `--pause-ms 20` measures
@@ -33,6 +50,8 @@ from tests.serverproc import running_server
 PAUSE_MS = 100
 # Bounds, so that a broken page fails the bench instead of hanging it.
 SEEN_TIMEOUT_MS = 5_000
+BIG_LOAD_TIMEOUT_MS = 60_000
+BIG_JOBID = "bench big"
 
 LATENCY_JS = """
 async ({count, pauseMs, timeoutMs}) => {
@@ -78,7 +97,7 @@ async ({rounds}) => {
   const measure = async (body) => {
     await nextFrame();
     const started = performance.now();
-    page.apply(body);
+    await page.apply(body);
     const script = page.stats.lastApplyMs;
     return {script, frame: (await nextFrame()) - started};
   };
@@ -99,9 +118,56 @@ async ({rounds}) => {
                  updated: workers[round].updated + 0.5};
     results.delta.push(await measure({...status, generation, full: false, workers: [one]}));
   }
-  return {results, rows: page.workerCount()};
+  return {results, workers: page.workerCount()};
 }
 """
+
+
+LOAD_JS = """() => {
+  const [navigation] = performance.getEntriesByType('navigation');
+  const stats = window.progressPage.stats;
+  return {firstByte: navigation.responseStart, lastByte: navigation.responseEnd,
+          scripts: stats.startedAt, shown: stats.shownAt,
+          longest: Math.max(0, ...window.longTasks)};
+}"""
+
+# A delta of `changes` workers spread over the whole job, applied as a poll answer is: the
+# script's time and the time to the next frame, with the longest task meanwhile.
+BIG_APPLY_JS = """
+async ({rounds, changes}) => {
+  const jobid = JSON.parse(document.getElementById('initial-job').textContent).jobid;
+  const status = await (await fetch(`status?jobid=${encodeURIComponent(jobid)}`)).json();
+  const page = window.progressPage;
+  const nextFrame = () => new Promise((resolve) =>
+    requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0)));
+  const samples = [];
+  const step = Math.floor(status.workers.length / changes);
+  for (let round = 1; round <= rounds; round += 1) {
+    const workers = [];
+    for (let i = 0; i < changes; i += 1) {
+      const w = status.workers[i * step + round];
+      workers.push({...w, current: (w.current + round) % (w.total + 1),
+                    updated: w.updated + round});
+    }
+    await nextFrame();
+    window.longTasks.length = 0;
+    const started = performance.now();
+    await page.apply({...status, full: false, workers});
+    const script = page.stats.lastApplyMs;
+    const frame = (await nextFrame()) - started;
+    samples.push({script, frame, longest: Math.max(0, ...window.longTasks)});
+  }
+  return samples;
+}
+"""
+
+
+def big_workers(count: int) -> list[Worker]:
+    """A job's workers as a cluster reports them: mostly running, some done, a few failed."""
+    now = time.time()
+    return [Worker(f"worker{index}", index % 101, 100, f"chunk {index % 40} of the scan",
+                   index % 997 != 1, now - index % 60, 0, 0.5 + index % 5)
+            for index in range(count)]
 
 
 def nearest_rank(samples: list[float], quantile: float) -> float:
@@ -125,13 +191,62 @@ def measure_latency(page: Page, base_url: str, updates: int, pause_ms: float
 def measure_apply(page: Page, base_url: str, workers: int, rounds: int) -> dict[str, Any]:
     jobid = "bench apply"
     send(base_url, "create", jobid=jobid, desc="apply bench")
-    for index in range(workers):
-        send(base_url, "update", jobid=jobid, workid=f"worker{index}", current=index % 10,
-             total=10, desc=f"chunk {index} of the observation")
+    send_many(base_url, "update", (
+        {"jobid": jobid, "workid": f"worker{index}", "current": index % 10, "total": 10,
+         "desc": f"chunk {index} of the observation"} for index in range(workers)))
     page.goto(show_url(base_url, jobid))
     page.wait_for_selector("#show.is-live")
     result: dict[str, Any] = page.evaluate(APPLY_JS, {"rounds": rounds})
     return result
+
+
+def measure_big(browser: Any, workers: int, rounds: int, changes: int) -> dict[str, Any]:
+    """Loads of a `workers`-worker job (each a fresh page), then `changes`-worker deltas."""
+    with tempfile.TemporaryDirectory() as folder:
+        snapshots = Path(folder) / "snapshots"
+        write_job_snapshot(snapshots, BIG_JOBID, big_workers(workers), desc="big job bench")
+        with running_server(snapshots) as server:
+            loads = []
+            for _ in range(rounds):
+                page, watch = watched_page(browser, server.base_url,
+                                           viewport={"width": 1280, "height": 800})
+                page.add_init_script(LONG_TASKS_JS)
+                page.goto(show_url(server.base_url, BIG_JOBID), timeout=BIG_LOAD_TIMEOUT_MS)
+                wait_until(page, "() => window.progressPage && window.progressPage.stats.shownAt",
+                           BIG_LOAD_TIMEOUT_MS)
+                loads.append(page.evaluate(LOAD_JS))
+                watch.assert_clean()
+                page.context.close()
+            page, watch = watched_page(browser, server.base_url,
+                                       viewport={"width": 1280, "height": 800})
+            page.add_init_script(LONG_TASKS_JS)
+            page.goto(show_url(server.base_url, BIG_JOBID), timeout=BIG_LOAD_TIMEOUT_MS)
+            wait_until(page, "() => window.progressPage && window.progressPage.stats.shownAt",
+                       BIG_LOAD_TIMEOUT_MS)
+            applied = page.evaluate(BIG_APPLY_JS, {"rounds": rounds * 3, "changes": changes})
+            rows = page.evaluate("window.progressPage.renderedRows()")
+            watch.assert_clean()
+            page.context.close()
+    return {"loads": loads, "applied": applied, "rows": rows}
+
+
+def report_big(big: dict[str, Any], workers: int, changes: int) -> None:
+    loads = big["loads"]
+    print(f"load of a {workers:,}-worker job ({len(loads)} fresh pages, 1280 x 800; times from "
+          "the navigation's start):")
+    report("server's first byte", [load["firstByte"] for load in loads])
+    report("last byte", [load["lastByte"] for load in loads])
+    report("scripts start", [load["scripts"] for load in loads])
+    report("first rows drawn", [load["shown"] for load in loads])
+    report("page side: last byte to first rows drawn",
+           [load["shown"] - load["lastByte"] for load in loads])
+    report("longest task during the load", [load["longest"] for load in loads])
+    applied = big["applied"]
+    print(f"apply a {changes:,}-change update to it ({len(applied)} rounds; "
+          f"{big['rows']} row elements at the end):")
+    report("script", [sample["script"] for sample in applied])
+    report("to the next frame", [sample["frame"] for sample in applied])
+    report("longest task", [sample["longest"] for sample in applied])
 
 
 def report(name: str, samples: list[float]) -> None:
@@ -146,6 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--updates", type=int, default=200, help="updates timed for latency")
     parser.add_argument("--workers", type=int, default=1000, help="workers of the apply bench")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of each apply case")
+    parser.add_argument("--big", type=int, default=100_000,
+                        help="workers of the big job whose load is timed (0: none)")
+    parser.add_argument("--big-rounds", type=int, default=3,
+                        help="loads of the big job (and three times as many deltas)")
+    parser.add_argument("--changes", type=int, default=1000,
+                        help="workers changed in each delta applied to the big job")
     parser.add_argument("--pause-ms", type=float, default=PAUSE_MS,
                         help="pause between timed updates; below the server's --poll-interval "
                              "(80 ms) updates come faster than viewers are answered, and the "
@@ -159,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         page, watch = watched_page(browser, server.base_url)
         latency = measure_latency(page, server.base_url, args.updates, args.pause_ms)
         applied = measure_apply(page, server.base_url, args.workers, args.rounds)
+        page.context.close()
+        big = measure_big(browser, args.big, args.big_rounds, args.changes) if args.big else None
         browser.close()
     watch.assert_clean()
     print(f"browser bench: Chromium headless, loopback, {time.perf_counter() - started:.0f} s")
@@ -168,11 +291,13 @@ def main(argv: list[str] | None = None) -> None:
     report("to the next frame after it", latency["frame"])
     results = applied["results"]
     print(f"apply a {args.workers:,}-worker update ({args.rounds} rounds; "
-          f"{applied['rows']:,} rows at the end):")
+          f"{applied['workers']:,} workers held at the end):")
     for key, name in (("fresh", "re-created job, all rows new"),
                       ("changed", "every row changed"), ("delta", "one row changed")):
         report(f"{name}: script", [sample["script"] for sample in results[key]])
         report(f"{name}: to the next frame", [sample["frame"] for sample in results[key]])
+    if big is not None:
+        report_big(big, args.big, args.changes)
 
 
 if __name__ == "__main__":

@@ -251,6 +251,7 @@ window.ProgressWindow = (() => {
   function clicked(win, event) {
     const rowEl = event.target.closest('.worker');
     if (!rowEl || !rowEl.row || !rowEl.row.entry) return;
+    if (String(window.getSelection()) !== '') return;  // selecting text, not opening
     win.active = rowEl.row.entry;
     chooseTabStop(win, 0);
     win.onOpen(rowEl.row.entry);

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, ViewportSize
 
 from tornado_progress.model import Worker
 from tornado_progress.snapshot_format import JobCopy, write_stream
@@ -37,8 +37,8 @@ WAIT_MS = 5_000
 RECONNECT_WAIT_MS = 25_000
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 # The viewports the page is checked at: a phone and a laptop.
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 # Records every task of 50 ms or more (the browser's long tasks), from the page's start.
 LONG_TASKS_JS = """
 window.longTasks = [];

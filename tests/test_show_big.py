@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from tests.browser_support import (
     DESKTOP,
@@ -69,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield process
 
 
-def open_big(browser: Browser, server: ServerProcess, size: dict[str, int]) -> Page:
+def open_big(browser: Browser, server: ServerProcess, size: ViewportSize) -> Page:
     page, _ = watched_page(browser, server.base_url, viewport=size)
     page.add_init_script(LONG_TASKS_JS)
     page.goto(show_url(server.base_url, JOBID), timeout=LOAD_WAIT_MS)

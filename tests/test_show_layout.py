@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
 
 from tests.browser_support import (
     DESKTOP,
@@ -141,7 +141,7 @@ READ_EVERY_ROW_JS = """async () => {
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_every_id_reads_whole_in_both_themes_and_axe_finds_nothing(
-        browser: Browser, server: ServerProcess, size: dict[str, int], theme: str) -> None:
+        browser: Browser, server: ServerProcess, size: ViewportSize, theme: str) -> None:
     page, watch = open_page(browser, server, viewport=size, color_scheme=theme)
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == css_rgb(
         "background", theme)
