@@ -287,3 +287,21 @@ def test_the_page_without_javascript_follows_the_dark_theme(
         "background", "dark")
     page.context.close()
     assert watch.foreign_requests() == []
+
+
+def test_no_width_from_320_px_to_4k_scrolls_sideways(browser: Browser,
+                                                    server: ServerProcess) -> None:
+    page, watch = open_page(browser, server, viewport={"width": 320, "height": 700})
+    for width in (320, 390, 600, 859, 860, 1099, 1100, 1280, 1920, 3840):
+        page.set_viewport_size({"width": width, "height": 700})
+        wait_until(page, """() => new Promise((done) => requestAnimationFrame(() =>
+          requestAnimationFrame(() => done(true))))""")
+        overflow = page.evaluate("""() => {
+          const wide = document.documentElement.scrollWidth > innerWidth;
+          const cut = [...document.querySelectorAll('#workers .workid-text')].filter(
+            (text) => text.scrollWidth > text.clientWidth).map((text) => text.textContent);
+          return {wide, cut};
+        }""")
+        assert overflow == {"wide": False, "cut": []}, width
+    watch.assert_clean()
+    page.context.close()
