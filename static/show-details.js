@@ -22,7 +22,10 @@ window.ProgressDetails = (() => {
     });
     // A click on the backdrop (outside the box) closes it too, as on a phone's sheet.
     dialog.addEventListener('click', (event) => {
-      if (event.target === dialog) dialog.close();
+      const box = dialog.getBoundingClientRect();
+      const outside = event.clientX < box.left || event.clientX > box.right
+        || event.clientY < box.top || event.clientY > box.bottom;
+      if (event.target === dialog && outside) dialog.close();
     });
     return details;
   }
