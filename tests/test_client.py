@@ -129,7 +129,8 @@ def test_a_batchs_answer_is_read_line_by_line() -> None:
     ok = b'{"version":7,"truncated":false}\n'
     assert wire.line_answers(ok * 3, 3) == [None] * 3
     assert wire.line_answers(ok + b'{"error": "a sentence"}\n' + ok, 3) == \
-        [None, "a sentence", None]
+        [None, ("a sentence", 400), None]
+    assert wire.line_answers(b'{"error": "full", "status": 429}\n', 1) == [("full", 429)]
     assert wire.line_answers(b'{"version": 7, "truncated": true}\n', 1) == [None]
     assert wire.line_answers(ok * 2, 3) is None  # not one line an update
     assert wire.line_answers(b"<html>\n<body>\n", 2) is None
@@ -572,3 +573,18 @@ def test_example_client_mpi_takes_the_rank_from_the_environment(server: ServerPr
     found = workers(server, "mpi-example")
     assert sorted(found) == ["0", "1", "2"]
     assert all(worker["state"] == "done" for worker in found.values()), found
+
+
+def test_a_line_refused_for_a_limit_is_kept_and_sent_again(tmp_path: Path) -> None:
+    """A batch line answered with a limit's 429 (the job's workers, here) is kept and sent
+    again later, as a single update answered 429 would be, not dropped."""
+    with running_server(tmp_path / "snapshots", "--max-workers-per-job", "5") as server:
+        reporters = [Reporter(server.base_url, "j", f"w{index}", min_interval=0.05)
+                     for index in range(8)]
+        for reporter in reporters:
+            reporter.update(1, 2)
+        sent = [reporter.flush(timeout=1) for reporter in reporters]
+        assert sent.count(True) == 5 and sent.count(False) == 3  # three kept, retrying
+        assert len(server.get("status?jobid=j")["workers"]) == 5
+        for reporter in reporters:
+            reporter.close(timeout=0)

@@ -458,8 +458,8 @@ async def test_a_batch_of_updates_answers_line_by_line(fetch: Fetch) -> None:
     lines = [json.loads(line) for line in answer.body.decode().splitlines()]
     assert len(lines) == 5
     assert set(lines[0]) == {"version", "truncated"} and lines[3]["version"] > lines[0]["version"]
-    assert lines[1] == {"error": "current must be a number >= 0, got 'x'"}
-    assert lines[2] == {"error": "jobid is required"}
+    assert lines[1] == {"error": "current must be a number >= 0, got 'x'", "status": 400}
+    assert lines[2] == {"error": "jobid is required", "status": 400}
     workers = {w["workid"]: w for w in as_json(await fetch("status", jobid="b"))["workers"]}
     assert sorted(workers) == ["w1", "w3"] and workers["w3"]["desc"] == "exit 3: über"
     assert as_json(await fetch("status", jobid="other"))["summary"]["done"] == 1
@@ -477,3 +477,4 @@ async def test_a_batch_takes_the_querys_key_for_its_lines(fetch: Fetch, base_url
                                      body=body, raise_error=False)
     first, second = (json.loads(line) for line in answer.body.splitlines())
     assert "version" in first and "protected by a key" in second["error"]
+    assert second["status"] == 403

@@ -97,6 +97,6 @@ def apply_batch(body: bytes, store: Store, client: str, counters: Counters,
         fields.update(parse_qs_bytes(line, keep_blank_values=True))
         try:
             answers.append(apply_update(reader(fields), store, client, counters))
-        except ModelError as error:
-            answers.append(views.encode({"error": error.message}))
+        except ModelError as error:  # the status it would have had alone: 429 is worth a retry
+            answers.append(views.encode({"error": error.message, "status": error.status}))
     return b"".join(answers)

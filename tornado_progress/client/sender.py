@@ -26,6 +26,7 @@ import atexit
 import heapq
 import http.client
 import itertools
+import json
 import logging
 import math
 import os
@@ -219,11 +220,14 @@ class _Sender:
         """The answer to a batch: line by line, or one for all of it."""
         answers = line_answers(body, len(request)) if 200 <= status < 300 else None
         if answers is not None:
-            for item, sentence in zip(request, answers, strict=True):
-                if sentence is None:
+            for item, refusal in zip(request, answers, strict=True):
+                if refusal is None:
                     self._delivered(item.reporter)
+                elif refusal[1] == 429 or refusal[1] >= 500:  # a limit: this state, later
+                    self._busy([item], refusal[1], None,
+                               json.dumps({"error": refusal[0]}).encode())
                 else:
-                    self._refused(item, sentence)
+                    self._refused(item, refusal[0])
         elif status == 429 or status >= 500:
             self._busy(request, status, wait, body)
         elif status in (404, 405) or 200 <= status < 300:

@@ -111,22 +111,24 @@ def form(prefix: str, state: State) -> bytes:
     return (body if ok else body + "&ok=0").encode()
 
 
-def line_answers(body: bytes, count: int) -> list[str | None] | None:
+def line_answers(body: bytes, count: int) -> list[tuple[str, int] | None] | None:
     """The answer to a batch of `count` lines, line by line: None for an update recorded, the
-    server's sentence for one refused. None when the body is not one JSON answer a line."""
+    server's sentence and the status the line would have had alone for one refused. None when
+    the body is not one JSON answer a line."""
     lines = body.splitlines()
     if len(lines) != count:
         return None
     if b'"error"' not in body and all(line.startswith(b'{"version":') for line in lines):
         return [None] * count  # the usual answer, read without decoding it
-    answers: list[str | None] = []
+    answers: list[tuple[str, int] | None] = []
     for line in lines:
         try:
             answer = json.loads(line)
         except ValueError:
             return None
         if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-            answers.append(answer["error"])
+            status = answer.get("status")
+            answers.append((answer["error"], status if isinstance(status, int) else 400))
         elif isinstance(answer, dict) and "version" in answer:
             answers.append(None)
         else:
