@@ -26,6 +26,8 @@ class Row:
     goal_op: str | None = None  # ">=" or "<="
     goal: float | None = None
     note: str = ""
+    # The lowest and highest of the figures the value is the median of (one per round).
+    spread: tuple[float, float] | None = None
 
     @property
     def verdict(self) -> str:
@@ -44,6 +46,21 @@ class Row:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def spread_of(values: Sequence[float | None]) -> tuple[float, float] | None:
+    """(lowest, highest) of the figures that are there; None when there is none or one."""
+    present = [value for value in values if value is not None]
+    return (min(present), max(present)) if len(present) > 1 else None
+
+
+def median_row(scenario: int, figure: str, values: Sequence[float | None], unit: str,
+               goal_op: str | None = None, goal: float | None = None,
+               note: str = "") -> Row:
+    """A row whose value is the median of `values` (one per round), their spread beside it."""
+    present = [value for value in values if value is not None]
+    return Row(scenario, figure, median(present) if present else None, unit, goal_op, goal,
+               note, spread_of(present))
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -67,18 +84,28 @@ def show(value: float | None, unit: str) -> str:
     return f"{value:,.{digits}f} {unit}"
 
 
+def show_spread(row: Row) -> str:
+    """"low-high" in the value's unit, without the unit."""
+    if row.spread is None:
+        return ""
+    low, high = (show(value, row.unit).rsplit(" ", 1)[0] for value in row.spread)
+    return f"{low}-{high}"
+
+
 def table(rows: Sequence[Row]) -> str:
-    """The table the benchmark prints: scenario, figure, value, goal, verdict, note."""
-    head = ("#", "figure", "value", "goal", "result", "note")
-    lines = [(str(row.scenario), row.figure, show(row.value, row.unit),
+    """The table the benchmark prints: scenario, figure, value (the median over rounds), its
+    spread over rounds (min-max), goal, verdict, note."""
+    head = ("#", "figure", "value", "min-max", "goal", "result", "note")
+    lines = [(str(row.scenario), row.figure, show(row.value, row.unit), show_spread(row),
               f"{row.goal_op} {show(row.goal, row.unit)}" if row.goal_op else "",
               row.verdict, row.note) for row in rows]
-    widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in range(5)]
+    widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in range(6)]
+    right = (True, False, True, True, False, False)
+
     def fmt(cells: Sequence[str]) -> str:
-        aligned = [cells[0].rjust(widths[0]), cells[1].ljust(widths[1]),
-                   cells[2].rjust(widths[2]), cells[3].ljust(widths[3]),
-                   cells[4].ljust(widths[4]), cells[5]]
-        return " | ".join(aligned).rstrip()
+        aligned = [cell.rjust(width) if flush else cell.ljust(width)
+                   for cell, width, flush in zip(cells[:6], widths, right, strict=True)]
+        return " | ".join([*aligned, cells[6]]).rstrip()
     rule = "-+-".join("-" * width for width in widths) + "-+------"
     return "\n".join([fmt(head), rule, *(fmt(line) for line in lines)])
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import UPDATE_PATHS, WrkResult, least_disturbed, run_wrk_at, write_script
-from bench.report import Row, median, ratio
+from bench.report import Row, median, ratio, spread_of
 from bench.scenarios_load import Bench
 from tests.clusterproc import ClusterProcess
 
@@ -159,12 +159,12 @@ def ratio_rows(runs: dict[str, list[WrkResult]], jobs: dict[str, list[int]]) -> 
         rows.append(Row(
             8, f"update throughput nginx+{backends} backend{'s' if backends > 1 else ''} "
             f"/ one direct", median(ratios), "x",
-            note=f"{spread(ratios)} over {len(ratios)} rounds; "
-            f"{median([r.rps for r in runs[name]]):,.0f} vs "
+            note=f"{median([r.rps for r in runs[name]]):,.0f} vs "
             f"{median([r.rps for r in direct]):,.0f} req/s; p99 "
             f"{median([r.p99_ms for r in runs[name]]):.1f} ms; CPU us/update "
             f"{cpu_note(runs[name], ('backends', 'nginx', 'wrk'))}; jobs per backend "
-            f"{'/'.join(map(str, jobs[name]))}; errors {sum(r.errors for r in runs[name])}"))
+            f"{'/'.join(map(str, jobs[name]))}; errors {sum(r.errors for r in runs[name])}",
+            spread=spread_of(ratios)))
     return rows
 
 
@@ -180,10 +180,10 @@ def worker_rows(runs: dict[str, list[WrkResult]]) -> list[Row]:
         rows.append(Row(
             8, f"nginx+{backends}: {OTHER_NGINX_WORKERS} nginx workers / {NGINX_WORKERS}",
             median(ratios), "x",
-            note=f"{spread(ratios)}; {median([r.rps for r in other]):,.0f} vs "
+            note=f"{median([r.rps for r in other]):,.0f} vs "
             f"{median([r.rps for r in chosen]):,.0f} req/s; / direct {median(vs_direct):.2f} "
             f"({spread(vs_direct)}); CPU us/update {cpu_note(other, ('backends', 'nginx'))}; "
-            f"errors {sum(r.errors for r in other)}"))
+            f"errors {sum(r.errors for r in other)}", spread=spread_of(ratios)))
     return rows
 
 
@@ -196,13 +196,13 @@ def cost_rows(runs: dict[str, list[WrkResult]]) -> list[Row]:
     rates = [run.rps for run in direct]
     return [
         Row(8, "one backend direct: updates per second", median(rates), "req/s",
-            note=f"{spread(rates, 0)}; backend CPU {median(backend):.0f} us/update "
+            note=f"backend CPU {median(backend):.0f} us/update "
             f"({spread(backend, 0)}) = {1e6 / median(backend):,.0f}/s per busy core; p99 "
             f"{median([r.p99_ms for r in direct]):.1f} ms; wrk {cpu_us(direct, 'wrk'):.0f} "
-            "us/update"),
+            "us/update", spread=spread_of(rates)),
         Row(8, f"nginx CPU per update (1 backend, nginx workers {NGINX_WORKERS})", median(nginx),
-            "us", note=f"{spread(nginx, 1)}; from throughput 1/(nginx+1) - 1/direct "
+            "us", note=f"from throughput 1/(nginx+1) - 1/direct "
             f"{median(added):.1f} us ({spread(added, 1)}); backend behind nginx "
             f"{cpu_us(proxied, 'backends'):.0f} us/update vs "
-            f"{median(backend):.0f} direct"),
+            f"{median(backend):.0f} direct", spread=spread_of(nginx)),
     ]

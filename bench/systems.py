@@ -159,9 +159,17 @@ class Fleet:
                                f"http://127.0.0.1:{port}/progress/health"))
 
     def bare(self) -> System:
+        """The bare-RequestHandler floor: a Tornado Application answering "OK"."""
         port = free_port()
         command = [sys.executable, "-m", "bench.bare_server", "--port", str(port)]
         return self.add(launch("bare", command, port, self.logs,
+                               f"http://127.0.0.1:{port}/progress/update"))
+
+    def raw(self) -> System:
+        """The raw-delegate floor: an HTTPServerConnectionDelegate answering "OK"."""
+        port = free_port()
+        command = [sys.executable, "-m", "bench.bare_server", "--port", str(port), "--raw"]
+        return self.add(launch("raw", command, port, self.logs,
                                f"http://127.0.0.1:{port}/progress/update"))
 
     def progressista(self) -> System:
