@@ -34,6 +34,9 @@ JOBID = "big job"
 WORKERS = 100_000
 MAX_ROWS = 2_000
 LONG_TASK_MS = 200
+# A tick that walked every row of 100,000 would take seconds; one that touches the rows in
+# view takes a millisecond or two (a loaded machine may hold it up a little).
+MAX_TICK_MS = 50
 # Load and first draw of 100,000 workers, generous for a loaded 2-core machine; the bench
 # (bench/browser_bench.py) measures it.
 LOAD_WAIT_MS = 30_000
@@ -138,5 +141,5 @@ def test_a_hundred_thousand_workers_load_scroll_filter_and_update(
     assert_no_long_task(page)
     # The once-a-second tick touches the rows in view, not 100,000 of them.
     stats = page.evaluate("window.progressPage.stats")
-    assert stats["ticks"] > 0 and stats["maxTickMs"] < 20, stats
+    assert stats["ticks"] > 0 and stats["maxTickMs"] < MAX_TICK_MS, stats
     page.context.close()
