@@ -6,11 +6,12 @@ window.ProgressFormat = (() => {
   const counts = new Intl.NumberFormat('en', { maximumFractionDigits: 2 });
   const speeds = new Intl.NumberFormat('en', { maximumSignificantDigits: 3 });
   const DIGIT_RUNS = /[0-9]+/g;
-  // Run kinds in the order they sort: digits before text, and the end of a name (which
-  // carries the exact name) after both, as in tornado_progress/views.natural_key.
+  // Run kinds in the order they sort: the end of a name (which carries the exact name) first,
+  // so that a name comes before the longer names it begins, then digits, then text, as in
+  // tornado_progress/views.natural_key.
+  const END = -1;
   const DIGITS = 0;
   const TEXT = 1;
-  const END = 2;
 
   /** Whole percent, rounded down so that 100 % appears only when a worker is really done. */
   function percent(fraction) {

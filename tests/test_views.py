@@ -8,10 +8,11 @@ from tornado_progress.model import Store
 
 
 def test_natural_order_and_odd_digits() -> None:
-    names = ["w10", "w2", "W1", "²", "w٣", "x", "w1", "w01", "ä", "a", "é1", "e2", "É0"]
+    names = ["w10", "w2", "W1", "²", "w٣", "x", "w1", "w01", "ä", "a", "é1", "e2", "É0", "w",
+             "w1a"]
     # Digits by value (ASCII ones), the rest by code point of the lower case, then exactly.
     assert sorted(names, key=views.natural_key) == [
-        "a", "e2", "W1", "w01", "w1", "w2", "w10", "w٣", "x", "²", "ä", "É0", "é1"]
+        "a", "e2", "w", "W1", "w01", "w1", "w1a", "w2", "w10", "w٣", "x", "²", "ä", "É0", "é1"]
 
 
 def test_summary_counts_add_up_and_eta_is_the_slowest(clock: FakeClock) -> None:

@@ -25,12 +25,13 @@ _DIGITS = re.compile(r"([0-9]+)")
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key that puts w2 before w10: runs of ASCII digits compare as numbers and come
-    before text, other runs compare lower-cased by code point, and names equal so far by
-    their exact text. The page sorts by the same rule (compareNames in show-format.js), so
-    the server's order, the page's and the PNG's agree."""
+    before text, other runs compare lower-cased by code point, a name comes before the longer
+    names it begins ("w" before "w1"), and names equal so far by their exact text. The page
+    sorts by the same rule (compareNames in show-format.js), so the server's order, the page's
+    and the PNG's agree."""
     runs = tuple((0, int(part)) if part[0] in "0123456789" else (1, part.lower())
                  for part in _DIGITS.split(text) if part)
-    return (*runs, (2, text))
+    return (*runs, (-1, text))
 
 
 def percent(fraction: float) -> int:
