@@ -146,3 +146,11 @@ def test_a_slice_holds_a_few_milliseconds_of_answers() -> None:
     assert waiters.slice_size() == SLICE
     waiters.answer_cost = 0.01
     assert waiters.slice_size() == MIN_SLICE
+
+
+@pytest.mark.gen_test
+async def test_once_released_for_a_shutdown_a_new_poll_is_answered_at_once() -> None:
+    waiters = Waiters(min_interval=30)
+    waiters.release_all()
+    assert await asyncio.wait_for(waiters.park("a", 30), 1) is True
+    assert waiters.count == 0

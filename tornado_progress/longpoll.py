@@ -47,6 +47,7 @@ class Waiters:
         self.min_interval = min_interval
         self.viewer_share = viewer_share
         self.answer_cost = ANSWER_COST_START_S
+        self.closing = False  # stopping: every poll is answered at once
         self._by_job: dict[str, dict[Waiter, asyncio.TimerHandle]] = {}
         # Waiters of a wake still being spread over slices, of any job: they still count, and
         # a client leaving meanwhile is discarded from here.
@@ -127,7 +128,10 @@ class Waiters:
 
     def release_all(self) -> None:
         """Answers every parked waiter of every job at once, paced or not: at shutdown, so
-        that parked polls get the job's current state instead of a dropped connection."""
+        that parked polls get the job's current state instead of a dropped connection. From
+        then on a poll is answered at once too (a page polls again as soon as it is answered:
+        the server must not wait for it while it stops)."""
+        self.closing = True
         for timer in self._scheduled.values():
             timer.cancel()
         self._scheduled.clear()
@@ -141,6 +145,9 @@ class Waiters:
         seconds or when discarded."""
         loop = asyncio.get_running_loop()
         future: Waiter = loop.create_future()
+        if self.closing:
+            future.set_result(True)
+            return future
         timer = loop.call_later(timeout, self.discard, key, future)
         self._by_job.setdefault(key, {})[future] = timer
         self.count += 1
