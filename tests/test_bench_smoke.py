@@ -134,3 +134,11 @@ def test_table_shows_the_spread_over_rounds() -> None:
     row = median_row(1, "a ratio", [1.0, 2.0, 4.0], "x", ">=", 1.5)
     assert row.value == 2.0 and row.spread == (1.0, 4.0) and row.verdict == "PASS"
     assert "1.00-4.00" in table([row])
+
+
+def test_render_and_poll_scenario_runs_one_round(tmp_path: Path) -> None:
+    with Fleet(tmp_path) as fleet:
+        rows, raw = scenarios_state.render_and_poll(Bench(fleet, tmp_path, 1, 1.0))
+    assert {row.scenario for row in rows} == {5, 6}
+    assert all(row.value is not None and row.value > 0 for row in rows), rows
+    assert len(raw["render_100_http"][0]["server_one_changed_ms"]) == scenarios_state.RENDER_RUNS
