@@ -9,9 +9,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.web import Application
 
+from tests.browser_support import ChromiumMissing, launch
 from tornado_progress.answer_cache import AnswerCache
 from tornado_progress.app import make_app
 from tornado_progress.bodies import BodyBuilder
@@ -164,3 +166,15 @@ def fetch(http_client: AsyncHTTPClient, base_url: str) -> Fetch:
 def as_json(response: HTTPResponse) -> Any:
     assert response.headers["Content-Type"].startswith("application/json")
     return json.loads(response.body)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for a module of browser tests (tests/browser_support.launch)."""
+    with sync_playwright() as playwright:
+        try:
+            chromium = launch(playwright)
+        except ChromiumMissing as error:
+            pytest.fail(str(error))
+        yield chromium
+        chromium.close()

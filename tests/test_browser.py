@@ -18,14 +18,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser_support import (
     RECONNECT_WAIT_MS,
     WAIT_MS,
-    ChromiumMissing,
     PageWatch,
-    launch,
     send,
     send_many,
     show_url,
@@ -38,17 +36,6 @@ from tornado_progress import palette
 pytestmark = pytest.mark.browser
 # Refused connections while the server restarts are logged by Chromium itself, not the page.
 NETWORK_ERRORS = ("Failed to load resource", "net::ERR_")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        try:
-            chromium = launch(playwright)
-        except ChromiumMissing as error:
-            pytest.fail(str(error))
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

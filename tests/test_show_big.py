@@ -12,14 +12,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.browser_support import (
     DESKTOP,
     LONG_TASKS_JS,
     PHONE,
-    ChromiumMissing,
-    launch,
     send_many,
     show_url,
     wait_until,
@@ -51,17 +49,6 @@ def big_job() -> list[Worker]:
     return [Worker(f"worker{index}", index % 100, 100, f"chunk {index % 40}",
                    not failing(index), now - index % 60, 0, 0.5 + index % 5)
             for index in range(WORKERS)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        try:
-            chromium = launch(playwright)
-        except ChromiumMissing as error:
-            pytest.fail(str(error))
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

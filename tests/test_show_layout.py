@@ -14,15 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from tests.browser_support import (
     DESKTOP,
     PHONE,
     WAIT_MS,
-    ChromiumMissing,
     PageWatch,
-    launch,
     run_axe,
     show_url,
     wait_until,
@@ -68,17 +66,6 @@ def job_workers() -> list[Worker]:
         workers.append(Worker(workid, current, 50, desc, state != "failed", updated, 0,
                               0.25 + index % 4))
     return workers
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        try:
-            chromium = launch(playwright)
-        except ChromiumMissing as error:
-            pytest.fail(str(error))
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

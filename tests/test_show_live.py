@@ -10,13 +10,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_support import (
     WAIT_MS,
-    ChromiumMissing,
     PageWatch,
-    launch,
     send,
     show_url,
     wait_until,
@@ -53,17 +51,6 @@ TRICKY_NAMES = ["w10", "w2", "W1", "²", "w٣", "x", "w1", "w01", "ä", "a", "é
                 "99999999999999999999999", "100000000000000000000000"]
 # Characters of long-assigned Unicode, so that Python's and the browser's case tables agree.
 ALPHABET = [*"aAbBzZ09 _-.:/ßäÄéÉıİiIΣσςΑ²٣ﬀ𝔘𝔞ǅǆǄ", "0", "1", "7", "007", "10"]  # noqa: RUF001
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        try:
-            chromium = launch(playwright)
-        except ChromiumMissing as error:
-            pytest.fail(str(error))
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
