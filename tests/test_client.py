@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from bench.client_bench import bare_loop, reporting_loop
 from tests.serverproc import ServerProcess, free_port, running_server
 from tornado_progress import client
 from tornado_progress.client import (
@@ -376,26 +377,6 @@ def test_a_server_without_updates_gets_one_update_per_request(
     assert sorted(body for _, body in OlderServer.seen[1:]) == [
         f"jobid=older&workid=w{k}&current=5&total=10&desc=".encode() for k in range(3)]
     assert "one update per request" in client_lines(caplog)[-1]
-
-
-def work() -> int:
-    """A small item of a worker's work: about 0.2 ms."""
-    return sum(j * j for j in range(6000))
-
-
-def bare_loop(items: int) -> float:
-    start = time.perf_counter()
-    for _ in range(items):
-        work()
-    return time.perf_counter() - start
-
-
-def reporting_loop(items: int, reporter: Reporter) -> float:
-    start = time.perf_counter()
-    for i in range(items):
-        work()
-        reporter.update(i + 1, items)
-    return time.perf_counter() - start
 
 
 def slowdown(reporter: Reporter, pairs: int = 9, items: int = 150) -> float:
