@@ -200,6 +200,16 @@ def measure_apply(page: Page, base_url: str, workers: int, rounds: int) -> dict[
     return result
 
 
+def open_big(browser: Any, base_url: str) -> tuple[Any, Any]:
+    """A fresh page with the big job loaded and its first rows drawn, long tasks recorded."""
+    page, watch = watched_page(browser, base_url, viewport={"width": 1280, "height": 800})
+    page.add_init_script(LONG_TASKS_JS)
+    page.goto(show_url(base_url, BIG_JOBID), timeout=BIG_LOAD_TIMEOUT_MS)
+    wait_until(page, "() => window.progressPage && window.progressPage.stats.shownAt",
+               BIG_LOAD_TIMEOUT_MS)
+    return page, watch
+
+
 def measure_big(browser: Any, workers: int, rounds: int, changes: int) -> dict[str, Any]:
     """Loads of a `workers`-worker job (each a fresh page), then `changes`-worker deltas."""
     with tempfile.TemporaryDirectory() as folder:
@@ -208,21 +218,11 @@ def measure_big(browser: Any, workers: int, rounds: int, changes: int) -> dict[s
         with running_server(snapshots) as server:
             loads = []
             for _ in range(rounds):
-                page, watch = watched_page(browser, server.base_url,
-                                           viewport={"width": 1280, "height": 800})
-                page.add_init_script(LONG_TASKS_JS)
-                page.goto(show_url(server.base_url, BIG_JOBID), timeout=BIG_LOAD_TIMEOUT_MS)
-                wait_until(page, "() => window.progressPage && window.progressPage.stats.shownAt",
-                           BIG_LOAD_TIMEOUT_MS)
+                page, watch = open_big(browser, server.base_url)
                 loads.append(page.evaluate(LOAD_JS))
                 watch.assert_clean()
                 page.context.close()
-            page, watch = watched_page(browser, server.base_url,
-                                       viewport={"width": 1280, "height": 800})
-            page.add_init_script(LONG_TASKS_JS)
-            page.goto(show_url(server.base_url, BIG_JOBID), timeout=BIG_LOAD_TIMEOUT_MS)
-            wait_until(page, "() => window.progressPage && window.progressPage.stats.shownAt",
-                       BIG_LOAD_TIMEOUT_MS)
+            page, watch = open_big(browser, server.base_url)
             applied = page.evaluate(BIG_APPLY_JS, {"rounds": rounds * 3, "changes": changes})
             rows = page.evaluate("window.progressPage.renderedRows()")
             watch.assert_clean()
