@@ -154,3 +154,18 @@ async def test_once_released_for_a_shutdown_a_new_poll_is_answered_at_once() -> 
     waiters.release_all()
     assert await asyncio.wait_for(waiters.park("a", 30), 1) is True
     assert waiters.count == 0
+
+
+@pytest.mark.gen_test
+async def test_a_viewer_parks_unless_its_answer_is_due() -> None:
+    waiters = Waiters(min_interval=30)
+    assert waiters.park_unless_due("a", behind=True, timeout=30) is None  # quiet job: now
+    assert waiters.park_unless_due("a", behind=False, timeout=0) is None  # no time to wait
+    seen_it = waiters.park_unless_due("a", behind=False, timeout=30)
+    assert seen_it is not None and not seen_it.done()
+    waiters.wake("a")  # answered: the job is paced from now on
+    assert await seen_it is True
+    behind = waiters.park_unless_due("a", behind=True, timeout=30)  # held back: waits
+    assert behind is not None and not behind.done()
+    waiters.release_all()
+    assert await behind is True

@@ -76,6 +76,18 @@ class Waiters:
         others, instead of costing an answer of its own."""
         return asyncio.get_running_loop().time() < self._not_before.get(key, 0.0)
 
+    def park_unless_due(self, key: str, behind: bool, timeout: float) -> Waiter | None:
+        """A waiter for a viewer of job `key`: one that has seen its current version waits for
+        the next change, and one `behind` it waits for the end of the pacing interval (with
+        the others, in one answer) while the job is held back; None when an answer is due now
+        (behind and not held back, or no time to wait)."""
+        if timeout <= 0 or (behind and not self.held_back(key)):
+            return None
+        parked = self.park(key, timeout)
+        if behind:
+            self.wake(key)  # answered at the end of the pacing interval
+        return parked
+
     def interval(self, viewers: int) -> float:
         """The pacing of a job with `viewers`: at least `min_interval`, and long enough that
         answering them takes at most `viewer_share` of the loop (MAX_PACING_S at most)."""

@@ -35,11 +35,9 @@ class PollWait:
                                  MAX_TIMEOUT_S)
         job = self.store.get(jobid)
         behind = job.generation <= since < job.version  # a delta is due
-        if timeout > 0 and (job.version == since or
-                            (behind and self.waiters.held_back(job.key))):
-            parked = self.waiters.park(job.key, timeout)
-            if behind:
-                self.waiters.wake(job.key)  # answered at the end of the pacing interval
+        parked = self.waiters.park_unless_due(job.key, behind, timeout) \
+            if behind or job.version == since else None  # else: the whole job, now
+        if parked is not None:
             self._parked = (job.key, parked)
             woken = await parked
             self._parked = None

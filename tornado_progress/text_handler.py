@@ -68,12 +68,9 @@ class TextHandler(ApiHandler):
     async def wait_for_change(self, job: Job, shown: int, timeout: float) -> None:
         """Until the job changes after version `shown` (at the end of its pacing interval, as
         polls are answered) or `timeout` passes."""
-        behind = shown < job.version
-        if behind and not self.waiters.held_back(job.key):
+        parked = self.waiters.park_unless_due(job.key, shown < job.version, timeout)
+        if parked is None:
             return
-        parked = self.waiters.park(job.key, timeout)
-        if behind:
-            self.waiters.wake(job.key)
         self._parked = (job.key, parked)
         await parked
         self._parked = None
