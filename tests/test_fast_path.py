@@ -12,8 +12,9 @@ from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 
 from tests.conftest import Fetch, as_json
-from tornado_progress import handlers
+from tornado_progress import handlers, views, writes
 from tornado_progress.model import Store
+from tornado_progress.polls import PollWait
 
 UPDATE = b"GET /progress/update?jobid=j&workid=w&current=1&total=2 HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -115,3 +116,19 @@ async def test_a_client_leaving_mid_request_costs_nothing(base_url: str, fetch: 
     stream.close()
     assert (await fetch("update", jobid="j", workid="w", current=1, total=2)).code == 200
     assert (await fetch("status", jobid="j")).code == 200
+
+
+@pytest.mark.gen_test
+async def test_a_fault_of_the_servers_own_is_a_500_sentence(
+        fetch: Fetch, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    await fetch("update", jobid="j", workid="w", current=1, total=2)
+    monkeypatch.setattr(writes, "apply_update", broken)
+    monkeypatch.setattr(PollWait, "answer", broken)
+    for answer in (await fetch("update", jobid="j", workid="w", current=1, total=2),
+                   await fetch("poll", jobid="j", since=0)):
+        assert answer.code == 500
+        assert as_json(answer)["error"] == views.SERVER_FAILED
+    assert any("failed" in record.getMessage() and record.exc_info for record in caplog.records)

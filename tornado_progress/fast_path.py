@@ -126,15 +126,19 @@ class FastRequest(httputil.HTTPMessageDelegate):
         """Answers with `answer()`, or with the sentence of the error it raises."""
         try:
             body = answer()
-        except ModelError as error:
-            self.reply(error.status, views.encode({"error": error.message}))
-            return
-        except Exception:
-            log.exception("%s %s failed", self.start_line.method, self.start_line.path[:200])
-            self.reply(500, views.encode({"error": "the server failed to answer this request; "
-                                                   "the error is in its log"}))
+        except Exception as error:
+            self.fail(error)
             return
         self.reply(200, body)
+
+    def fail(self, error: Exception) -> None:
+        """A domain error as the contract's sentence; anything else a 500, and a log entry."""
+        if isinstance(error, ModelError):
+            self.reply(error.status, views.encode({"error": error.message}))
+            return
+        log.error("%s %s failed", self.start_line.method, self.start_line.path[:200],
+                  exc_info=error)
+        self.reply(500, views.encode({"error": views.SERVER_FAILED}))
 
     def write_answer(self) -> bytes:
         """An update or a batch of them: who may write, then what it writes."""
@@ -164,13 +168,8 @@ class FastRequest(httputil.HTTPMessageDelegate):
         connection.set_close_callback(self.on_connection_close)
         try:
             body = await self.poll.answer(writes.reader(self.query_args))
-        except ModelError as error:
-            self.reply(error.status, views.encode({"error": error.message}))
-            return
-        except Exception:
-            log.exception("poll %s failed", self.start_line.path[:200])
-            self.reply(500, views.encode({"error": "the server failed to answer this request; "
-                                                   "the error is in its log"}))
+        except Exception as error:
+            self.fail(error)
             return
         if body is not None:
             self.reply(200, body, no_store=True)

@@ -124,7 +124,7 @@ class ApiHandler(web.RequestHandler):
             sentence = (f"{self.request.method} is not allowed on {self.request.path}; use "
                         f"{' or '.join(allowed)}")
         elif status_code >= 500:
-            sentence = "the server failed to answer this request; the error is in its log"
+            sentence = views.SERVER_FAILED
         elif isinstance(error, web.HTTPError) and error.log_message:
             sentence = error.log_message % error.args if error.args else error.log_message
         self.counters.refusal(self.endpoint, status_code)

@@ -178,6 +178,10 @@ def sorted_workers(job: JobView) -> list[Worker]:
     return sorted(job.workers, key=lambda worker: natural_key(worker.workid))
 
 
+# What a client is told of an error of the server's own (a 500), whichever path served it.
+SERVER_FAILED = "the server failed to answer this request; the error is in its log"
+
+
 def _dumps(document: Any) -> bytes:
     # allow_nan=False: NaN and Infinity are not JSON, and a client's parser would refuse the
     # whole answer; better a loud error here, found by the tests.
