@@ -109,11 +109,11 @@ def bodies(answers: AnswerCache, settings: Settings) -> Iterator[BodyBuilder]:
 
 
 @pytest.fixture
-def notifier(store: Store, settings: Settings) -> Notifier | None:
+def notifier(store: Store, settings: Settings, bodies: BodyBuilder) -> Notifier | None:
     """The notifier when the settings allow notify URLs; tests tick it themselves."""
     if not settings.notify_allow:
         return None
-    return Notifier(store, settings.stale_after, retry_delays=(0.05, 0.1))
+    return Notifier(store, bodies, retry_delays=(0.05, 0.1))
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import FakeClock, Fetch, as_json
 from tests.serverproc import running_server
+from tornado_progress.answer_cache import AnswerCache
+from tornado_progress.bodies import BodyBuilder
 from tornado_progress.model import Store
 from tornado_progress.notify import Notifier
 
@@ -109,7 +111,7 @@ async def test_a_job_waiting_for_workers_has_not_finished(fetch: Fetch, receiver
 async def test_a_worker_going_stale_is_told_at_a_tick(clock: FakeClock,
                                                       receiver: Receiver) -> None:
     store = Store(clock=clock)
-    notifier = Notifier(store, stale_after=60)
+    notifier = Notifier(store, BodyBuilder(AnswerCache(1 << 20), stale_after=60))
     store.on_change = notifier.changed
     store.create("j", "", notify=receiver.url)
     store.update("j", "quiet", 1, 10, "", True)
@@ -127,7 +129,8 @@ async def test_a_worker_going_stale_is_told_at_a_tick(clock: FakeClock,
 async def test_a_failing_receiver_is_tried_again_then_given_up(clock: FakeClock,
                                                               receiver: Receiver) -> None:
     store = Store(clock=clock)
-    notifier = Notifier(store, stale_after=60, retry_delays=(0.01, 0.01))
+    notifier = Notifier(store, BodyBuilder(AnswerCache(1 << 20), stale_after=60),
+                        retry_delays=(0.01, 0.01))
     store.on_change = notifier.changed
     store.create("j", "", notify=receiver.url)
     receiver.answers = [503, 500]

@@ -233,7 +233,7 @@ async def main(settings: Settings) -> None:
     renderer = ChartRenderer(piece_bytes=settings.cache_bytes // 4)
     answers = AnswerCache(settings.cache_bytes)
     bodies = BodyBuilder(answers, settings.stale_after)
-    notifier = Notifier(store, settings.stale_after) if settings.notify_allow else None
+    notifier = Notifier(store, bodies) if settings.notify_allow else None
     app = make_app(store, waiters, snapshotter, settings, renderer, answers, bodies,
                    notifier=notifier)
     server = serve(app, settings, max(HARD_REQUEST_LIMIT, settings.max_request_bytes))

@@ -19,7 +19,8 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from . import views
-from .model import Job, Store
+from .bodies import BodyBuilder
+from .model import Job, LimitReached, Store
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,6 @@ TICK_S = 2.0
 TIMEOUT_S = 10.0
 RETRY_DELAYS_S = (1.0, 4.0, 16.0)
 MAX_IN_FLIGHT = 256  # sends (with their retries) at once; past it, news is dropped and logged
-# A job bigger than this has its summary computed in a thread at the tick.
-INLINE_MAX_WORKERS = 1000
 
 
 @dataclass
@@ -52,10 +51,12 @@ def sentence(event: str, job: Job, summary: dict[str, Any] | None, workid: str |
 
 
 class Notifier:
-    def __init__(self, store: Store, stale_after: float, tick_s: float = TICK_S,
+    def __init__(self, store: Store, bodies: BodyBuilder, tick_s: float = TICK_S,
                  retry_delays: tuple[float, ...] = RETRY_DELAYS_S) -> None:
         self.store = store
-        self.stale_after = stale_after
+        # Summaries come from where the pages' come from: a big job's off the event loop.
+        self.bodies = bodies
+        self.stale_after = bodies.stale_after
         self.tick_s = tick_s
         self.retry_delays = retry_delays
         self.sent: dict[str, Sent] = {}
@@ -110,11 +111,11 @@ class Notifier:
                           views.worker_json(worker, now, self.stale_after))
 
     async def check_finished(self, job: Job, sent: Sent, now: float) -> None:
-        view = job.view()
-        if len(view.workers) <= INLINE_MAX_WORKERS:
-            summary = views.summary(view, now, self.stale_after)
-        else:
-            summary = await asyncio.to_thread(views.summary, view, now, self.stale_after)
+        try:
+            summary = await self.bodies.summary(job, now)
+        except LimitReached:  # the server is building many big answers: at the next tick
+            sent.dirty = True
+            return
         over = summary["workers"] > 0 and not (summary["running"] or summary["stale"]
                                                or summary["waiting"])
         if over and not sent.finished:
@@ -129,7 +130,7 @@ class Notifier:
             log.warning("notification %s of job %r dropped: %d sends under way already",
                         event, job.jobid, len(self.in_flight))
             return
-        if summary is None and len(job.workers) <= INLINE_MAX_WORKERS:
+        if summary is None and len(job.workers) <= self.bodies.inline_max_workers:
             summary = views.summary(job.view(), self.store.clock(), self.stale_after)
         document = {"event": event, "jobid": job.jobid, "desc": job.desc, "workid": workid,
                     "worker": worker, "summary": summary, "server_time": self.store.clock(),
