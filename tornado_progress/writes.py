@@ -92,9 +92,8 @@ def apply_batch(body: bytes, store: Store, client: str, counters: Counters,
     own parameters (its query, say a key), which a line's own fields override."""
     answers = []
     for line in body.splitlines():
-        fields: dict[str, list[bytes]] = {name: list(values)
-                                          for name, values in (common or {}).items()}
-        fields.update(parse_qs_bytes(line, keep_blank_values=True))
+        # Fields are only read: the request's own lists are shared, not copied, per line.
+        fields = {**(common or {}), **parse_qs_bytes(line, keep_blank_values=True)}
         try:
             answers.append(apply_update(reader(fields), store, client, counters))
         except ModelError as error:  # the status it would have had alone: 429 is worth a retry
