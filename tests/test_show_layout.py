@@ -185,6 +185,10 @@ def test_every_control_and_row_works_from_the_keyboard(browser: Browser,
     page.keyboard.press("ArrowDown")
     assert page.evaluate(focused_id) != first
     page.keyboard.press("End")  # the last of 200 rows: drawn on the way, focused
+    page.wait_for_function(
+        "() => { const ids = document.querySelectorAll('#workers .workid-text');"
+        " return ids.length > 0 && document.activeElement.textContent === "
+        "ids[ids.length - 1].textContent; }", timeout=WAIT_MS)
     last = page.locator("#workers .workid-text").last.text_content()
     assert page.evaluate(focused_id) == last
     page.keyboard.press("Enter")
@@ -192,7 +196,9 @@ def test_every_control_and_row_works_from_the_keyboard(browser: Browser,
     page.keyboard.press("Escape")
     expect(page.locator("#details")).to_be_hidden()
     expect(row(page, last or "").locator(".workid")).to_be_focused()
-    page.keyboard.press("Home")
+    page.keyboard.press("Home")  # the first row is drawn again on the way up, then focused
+    page.wait_for_function("(first) => document.activeElement.textContent === first", arg=first,
+                           timeout=WAIT_MS)
     assert page.evaluate(focused_id) == first
     # A chip toggles with the keyboard too.
     page.focus(".chip-failed")
