@@ -95,7 +95,7 @@ def load_and_scroll(page: Page) -> None:
     most = page.evaluate(SCROLL_JS, 25)
     assert 10 < most < MAX_ROWS
     # The last worker of the list is reachable and drawn at the bottom.
-    assert page.locator("#workers .workid-text").last.text_content() == "worker99999"
+    expect(page.locator("#workers .workid-text").last).to_have_text("worker99999")
 
 
 def assert_no_long_task(page: Page) -> None:
