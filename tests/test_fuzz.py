@@ -17,20 +17,22 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tornado.httpserver import HTTPServer
 
 from tests.serverproc import free_port
 from tornado_progress.app import make_app
 from tornado_progress.config import Settings
+from tornado_progress.handlers import HARD_REQUEST_LIMIT
 from tornado_progress.limits import Limits
 from tornado_progress.longpoll import Waiters
 from tornado_progress.model import Store
+from tornado_progress.server import ProgressServer
 from tornado_progress.snapshots import Snapshotter
 
-ENDPOINTS = ["create", "update", "delete", "status", "poll", "health", "show", "render",
-             "nothing"]
+ENDPOINTS = ["create", "update", "updates", "delete", "status", "poll", "health", "show",
+             "render", "text", "jobs", "metrics", "", "nothing"]
 NAMES = ["jobid", "workid", "current", "total", "desc", "ok", "since", "timeout", "width", "key",
-         "scale", "other"]
+         "scale", "other", "exit", "maxage", "workers", "metrics", "notify", "format", "theme",
+         "rows", "color", "follow", "clear"]
 VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "5", "-1", "1e999", "nan", "22.5", "true", "no", "j", "w",
                      "0.1", "4000", "61", "x" * 300, "+", "%", "&", "=", "%ZZ", "%ff"]),
@@ -43,6 +45,7 @@ class ThreadedServer:
         # Every request comes from one address: no per-address allowance of new jobs.
         settings = Settings(snapshot_dir=tmp_path, limits=Limits(
             max_jobs=50, max_workers_per_job=50, new_jobs_per_minute=0))
+        self.settings = settings
         self.store = Store(settings.limits)
         # The job of the update sequences exists before random requests fill the job table.
         self.store.create("seq", "")
@@ -55,7 +58,8 @@ class ThreadedServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        server = HTTPServer(self.app, max_body_size=64 * 1024)
+        # The server main() runs: its fast path for update, updates and poll is fuzzed too.
+        server = ProgressServer(self.app, self.settings, HARD_REQUEST_LIMIT)
         server.listen(self.port, "127.0.0.1")
         self.loop.call_soon(self.ready.set)
         self.loop.run_forever()
@@ -103,7 +107,7 @@ def test_random_requests_never_fail_and_refusals_change_nothing(
         server: ThreadedServer, endpoint: str, pairs: list[tuple[str, str]], post: bool,
         raw: bool) -> None:
     pairs = [(k, v) for k, v in pairs if not (k == "timeout" and v not in ("", "0", "0.1"))]
-    if endpoint == "poll":
+    if endpoint in ("poll", "text"):
         pairs.append(("timeout", "0"))  # keep every example short: timeouts are tested apart
     query = encode(pairs, raw)
     version = server.store.version
