@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import statistics
@@ -37,11 +38,22 @@ MAX_TIMINGS = 100_000
 
 
 class Probe:
-    """Event-loop lateness of a periodic sleep, as bench/probe.py's StallProbe, startable."""
+    """Event-loop lateness of a periodic sleep, as bench/probe.py's StallProbe, startable; and
+    while it runs, the garbage collector's passes by generation with the longest of each, so
+    that a stall can be told apart from a collection."""
 
     def __init__(self) -> None:
         self.samples: list[float] = []
         self.task: asyncio.Task[None] | None = None
+        self.collections: dict[int, list[float]] = {}
+        self._collection_start = 0.0
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._collection_start = time.perf_counter()
+        else:
+            self.collections.setdefault(info["generation"], []).append(
+                time.perf_counter() - self._collection_start)
 
     async def _run(self, period: float) -> None:
         while len(self.samples) < MAX_SAMPLES:
@@ -52,18 +64,27 @@ class Probe:
     def start(self, period: float) -> None:
         self.stop()
         self.samples = []
+        self.collections = {}
+        gc.callbacks.append(self._on_collection)
         self.task = asyncio.ensure_future(self._run(period))
 
     def stop(self) -> dict[str, Any]:
         if self.task is not None:
             self.task.cancel()
             self.task = None
+        if self._on_collection in gc.callbacks:
+            gc.callbacks.remove(self._on_collection)
+        collections: dict[str, Any] = {
+            f"gen{generation}": {"count": len(times), "worst_ms": 1000 * max(times)}
+            for generation, times in sorted(self.collections.items())}
+        collections["tracked"] = len(gc.get_objects())
         ordered = sorted(self.samples)
         if not ordered:
-            return {"samples": 0, "worst_ms": None, "p99_ms": None, "p50_ms": None}
+            return {"samples": 0, "worst_ms": None, "p99_ms": None, "p50_ms": None,
+                    "collections": collections}
         return {"samples": len(ordered), "worst_ms": 1000 * ordered[-1],
                 "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
-                "p50_ms": 1000 * statistics.median(ordered)}
+                "p50_ms": 1000 * statistics.median(ordered), "collections": collections}
 
 
 class Timings:

@@ -19,6 +19,7 @@ from . import __version__, access
 from .answer_cache import AnswerCache
 from .app import make_app
 from .bodies import BodyBuilder
+from .collector import TICK_S, CollectionPolicy
 from .config import LOOPBACK, Settings
 from .demo import DEMO_STALE_AFTER_S, run_demo
 from .handlers import HARD_REQUEST_LIMIT
@@ -222,6 +223,17 @@ async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float)
             log.exception("snapshot failed; the next interval tries again")
 
 
+async def collection_loop(policy: CollectionPolicy) -> None:
+    """Every TICK_S: the garbage collector's survivors frozen, and a full collection when the
+    heap has grown enough to call for one (see collector.py)."""
+    while True:
+        await asyncio.sleep(TICK_S)
+        full = policy.tick()
+        if full is not None:
+            log.info("full garbage collection: %d objects kept, %d unreachable, %.1f ms",
+                     full.kept, full.unreachable, 1000 * full.seconds)
+
+
 async def main(settings: Settings) -> None:
     # The snapshot and render threads hold the GIL between their C calls; the event loop gets
     # it back after at most this long (Python's default is 5 ms, a long wait for a request).
@@ -230,6 +242,8 @@ async def main(settings: Settings) -> None:
     waiters = Waiters(settings.poll_interval, settings.viewer_share)
     snapshotter = Snapshotter(store, settings.snapshot_dir)
     snapshotter.load()
+    collection = CollectionPolicy()
+    collection.start()  # what start-up built is out of every later collection's way
     renderer = ChartRenderer(piece_bytes=settings.cache_bytes // 4)
     answers = AnswerCache(settings.cache_bytes)
     bodies = BodyBuilder(answers, settings.stale_after)
@@ -241,7 +255,8 @@ async def main(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, shutdown.set)
-    tasks = [asyncio.create_task(snapshot_loop(store, snapshotter, settings.snapshot_interval))]
+    tasks = [asyncio.create_task(snapshot_loop(store, snapshotter, settings.snapshot_interval)),
+             asyncio.create_task(collection_loop(collection))]
     base_url = f"http://{settings.host if settings.host != '0.0.0.0' else '127.0.0.1'}" \
                f":{settings.port}"
     if settings.demo:
@@ -260,6 +275,7 @@ async def main(settings: Settings) -> None:
         await snapshotter.save(force=True)
         renderer.close()
         bodies.close()
+        collection.stop()
     log.info("stopped")
 
 
