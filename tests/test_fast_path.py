@@ -132,3 +132,32 @@ async def test_a_fault_of_the_servers_own_is_a_500_sentence(
         assert answer.code == 500
         assert as_json(answer)["error"] == views.SERVER_FAILED
     assert any("failed" in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fast_path", [True, False], indirect=True, ids=["fast", "handlers"])
+@pytest.mark.parametrize(("version", "connection", "answered", "kept"), [
+    ("HTTP/1.1", None, None, True),
+    ("HTTP/1.1", "close", "close", False),
+    ("HTTP/1.0", None, None, False),
+    ("HTTP/1.0", "keep-alive", "Keep-Alive", True),
+])
+async def test_keep_alive_or_close_as_the_client_asked(
+        base_url: str, fast_path: bool, version: str, connection: str | None,
+        answered: str | None, kept: bool) -> None:
+    """The fast path writes its answers' heads itself: the same Connection header as Tornado's
+    write_headers gives the handlers, and the connection kept or closed alike."""
+    stream = await connect(base_url)
+    asked = f"Connection: {connection}\r\n" if connection else ""
+    request = (f"GET /progress/update?jobid=j&workid=w&current=1&total=2 {version}\r\n"
+               f"Host: x\r\n{asked}\r\n").encode()
+    stream.write(request)
+    status, headers, body = await read_answer(stream)
+    assert status == 200 and "version" in json.loads(body)
+    assert headers.get("connection") == answered
+    if kept:
+        stream.write(request)
+        assert (await read_answer(stream))[0] == 200
+        stream.close()
+    else:
+        assert await stream.read_until_close() == b""

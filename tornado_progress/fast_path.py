@@ -187,21 +187,48 @@ class FastRequest(httputil.HTTPMessageDelegate):
         if self.answered:
             return
         self.answered = True
-        headers = httputil.HTTPHeaders({"Content-Type": JSON_TYPE,
-                                        "Content-Length": str(len(body))})
-        if no_store:
-            headers["Cache-Control"] = "no-store"
-        if close:
-            headers["Connection"] = "close"
-        self.request_conn.write_headers(
-            httputil.ResponseStartLine("HTTP/1.1", status, responses.get(status, "")),
-            headers, body)
-        self.request_conn.finish()
+        connection: Any = self.request_conn  # an HTTP1Connection; the interface lacks write()
+        # The head is written with the body in one piece, as HTTP1Connection.write_headers would
+        # frame it (see answer_head), without building an HTTPHeaders per answer.
+        connection.write(answer_head(status, len(body), no_store,
+                                     self.connection_header(connection, close)) + body)
+        connection.finish()
         if status >= 400:
             self.shared.counters.refusal(self.endpoint, status)
         seconds = time.perf_counter() - self.started
-        context: Any = self.request_conn.context  # type: ignore[attr-defined]
         request_log.log_answer(status, self.start_line.method, self.start_line.path,
-                               context.remote_ip or "", seconds)
+                               connection.context.remote_ip or "", seconds)
         if self.shared.observe is not None:
             self.shared.observe(self.start_line.path.partition("?")[0], status, seconds)
+
+    def connection_header(self, connection: Any, close: bool) -> bytes:
+        """The Connection header Tornado's write_headers would add: `close` to an HTTP/1.1
+        client whose connection ends after this answer, `Keep-Alive` to an HTTP/1.0 client that
+        asked for it; none otherwise. An answer before the body is read always closes (Tornado
+        closes a connection whose request was not read to its end)."""
+        if close:
+            return CLOSE
+        version = self.start_line.version
+        if version == "HTTP/1.1":
+            return CLOSE if getattr(connection, "_disconnect_on_finish", False) else b""
+        if version == "HTTP/1.0" and \
+                self.headers.get("Connection", "").lower() == "keep-alive":
+            return KEEP_ALIVE
+        return b""
+
+
+CLOSE = b"Connection: close\r\n"
+KEEP_ALIVE = b"Connection: Keep-Alive\r\n"
+_HEADS: dict[tuple[int, bool, bytes], bytes] = {}
+
+
+def answer_head(status: int, length: int, no_store: bool, connection: bytes) -> bytes:
+    """A JSON answer's status line and headers, up to the blank line that ends them."""
+    key = (status, no_store, connection)
+    head = _HEADS.get(key)
+    if head is None:
+        head = _HEADS[key] = (f"HTTP/1.1 {status} {responses.get(status, '')}\r\n"
+                              f"Content-Type: {JSON_TYPE}\r\n"
+                              + ("Cache-Control: no-store\r\n" if no_store else "")).encode() \
+            + connection + b"Content-Length: "
+    return b"%s%d\r\n\r\n" % (head, length)
