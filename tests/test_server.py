@@ -98,6 +98,20 @@ async def test_a_kept_alive_connection_waits_the_idle_timeout(
         assert answer.startswith(b"HTTP/1.1 200 ")
 
 
+@pytest.mark.gen_test
+async def test_a_kept_alive_connection_keeps_tcp_nodelay(http_server: ProgressServer) -> None:
+    """Tornado turns TCP_NODELAY off after each answer and on again at the next: two system
+    calls per request that the server spares."""
+    with socket.create_connection(("127.0.0.1", _listening_port(http_server))) as sock:
+        sock.settimeout(RECV_TIMEOUT_S)
+        for target in ("update?jobid=j&workid=w&current=1&total=2", "health"):  # both paths
+            sock.sendall(f"GET /progress/{target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert (await in_thread(sock.recv, 65536)).startswith(b"HTTP/1.1 200 ")
+            await _until(lambda: http_server.table.waiting)  # answered, waiting for the next
+            (connection,) = http_server.table.open.values()
+            assert connection.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("settings", [{"max_connections": 20}], indirect=True)
 async def test_half_open_connections_make_room_for_real_requests(

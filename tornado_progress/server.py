@@ -89,6 +89,12 @@ class SentenceStream(IOStream):
             data = canned_answer("400 Bad Request", self.problem)
         return super().write(data)
 
+    def set_nodelay(self, value: bool) -> None:
+        """TCP_NODELAY stays on for the connection's life (set in `ProgressServer._serve`).
+        Tornado turns it on when an answer is finished and off before the next request: two
+        system calls per request, so that Nagle's algorithm may coalesce writes that leave
+        in one piece anyway."""
+
 
 class ProgressServer(HTTPServer):
     """Tornado's HTTPServer with timeouts, a connection cap, accept back-off, trusted proxies
@@ -234,6 +240,7 @@ class ProgressServer(HTTPServer):
         """Tornado's `handle_stream`, for a connection whose peer was judged on arrival."""
         stream = SentenceStream(connection, max_buffer_size=self.max_buffer_size,
                                 read_chunk_size=self.read_chunk_size)
+        IOStream.set_nodelay(stream, True)  # for good: SentenceStream.set_nodelay
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
         # Each connection its own parameters: after its first request, it waits for the next
         # with the idle timeout instead of the header timeout.
