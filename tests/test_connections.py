@@ -27,7 +27,7 @@ def connect(table: ConnectionTable, group: str = "10.0.0.1", trusted: bool = Fal
     key = cast(HTTP1ServerConnection, object())
     stream = FakeStream()
     table.add(Connection(key, cast(IOStream, stream), trusted, group))
-    table.wait_for_request(key)
+    table.wait_for_request(key, 0.0)
     if busy:
         table.request_started(key)
     return key, stream
@@ -85,6 +85,22 @@ def test_past_the_unsent_budget_the_longest_stalled_go_first() -> None:
         streams.append(stream)
     table.sweep(10.0)
     assert [stream.closed for stream in streams] == [True, True, False, False]
+
+
+def test_a_connection_waits_the_header_timeout_first_then_the_idle_one() -> None:
+    table = ConnectionTable(100, 100, 30, 1 << 20, header_timeout=10, idle_timeout=60)
+    new, new_stream = connect(table)  # waits for its first request since 0
+    kept, kept_stream = connect(table)
+    table.request_started(kept)
+    table.wait_for_request(kept, 5.0)  # answered; waits for its next request since 5
+    _, busy_stream = connect(table, busy=True)  # a request under way: no header timeout
+    streams = (new_stream, kept_stream, busy_stream)
+    for now, closed in ((9.9, [False, False, False]), (10.0, [True, False, False]),
+                        (64.9, [True, False, False]), (65.0, [True, True, False])):
+        table.close_idle(now)
+        assert [stream.closed for stream in streams] == closed
+    assert new not in table.open and kept not in table.open
+    assert table.closed_idle == 2 and len(table) == 1
 
 
 def test_an_ipv6_client_counts_by_its_64() -> None:

@@ -1,5 +1,8 @@
 """The table of open connections and the rules that keep them bounded, for `server.py`.
 
+- A connection waits at most `header_timeout` seconds for its first request's headers and
+  `idle_timeout` for each later request's: the table knows since when each one waits, and
+  `close_idle` closes the late ones, so that a request costs no timer of its own.
 - At most `max_connections` in all and `max_per_address` from one client address (an IPv6
   client counts by its /64; trusted proxies, which carry many clients, are not limited here).
   At either cap the connection that has waited longest for its request's headers is closed to
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -21,7 +25,8 @@ from tornado.iostream import IOStream
 class Connection:
     """One open connection: its stream, where it comes from, and how its answer is going."""
 
-    __slots__ = ("group", "sent", "server_conn", "stalled_since", "stream", "trusted")
+    __slots__ = ("group", "sent", "served", "server_conn", "stalled_since", "stream",
+                 "trusted", "waiting_since")
 
     def __init__(self, server_conn: HTTP1ServerConnection, stream: IOStream, trusted: bool,
                  group: str) -> None:
@@ -31,6 +36,8 @@ class Connection:
         self.group = group
         self.sent = 0  # bytes of answers written to the socket when last looked at
         self.stalled_since: float | None = None
+        self.waiting_since = 0.0  # when it began to wait for its next request's headers
+        self.served = False  # a request began: the next ones wait the idle timeout
 
 
 def progress(stream: IOStream) -> tuple[int, int]:
@@ -49,8 +56,11 @@ class ConnectionTable:
     the order they started waiting."""
 
     def __init__(self, max_connections: int, max_per_address: int, send_timeout: float,
-                 unsent_budget: int) -> None:
+                 unsent_budget: int, header_timeout: float = math.inf,
+                 idle_timeout: float = math.inf) -> None:
         self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
         self.max_per_address = max_per_address
         self.send_timeout = send_timeout
         self.unsent_budget = unsent_budget
@@ -60,6 +70,7 @@ class ConnectionTable:
         self._busy: dict[HTTP1ServerConnection, Connection] = {}
         self._per_group: dict[str, int] = {}
         self.closed_slow = 0
+        self.closed_idle = 0
 
     def __len__(self) -> int:
         return len(self.open)
@@ -96,9 +107,13 @@ class ConnectionTable:
                 del self._per_group[connection.group]
         return connection
 
-    def wait_for_request(self, server_conn: HTTP1ServerConnection) -> Connection | None:
+    def wait_for_request(self, server_conn: HTTP1ServerConnection,
+                         now: float) -> Connection | None:
         connection = self.open.get(server_conn)
         if connection is not None:
+            connection.waiting_since = now
+            # Last in the order of waiting, which `close_idle` relies on.
+            self.waiting.pop(server_conn, None)
             self.waiting[server_conn] = connection
             self._busy.pop(server_conn, None)
         return connection
@@ -106,7 +121,23 @@ class ConnectionTable:
     def request_started(self, server_conn: HTTP1ServerConnection) -> None:
         connection = self.waiting.pop(server_conn, None)
         if connection is not None:
+            connection.served = True
             self._busy[server_conn] = connection
+
+    def close_idle(self, now: float) -> None:
+        """Closes the connections that waited for a request's headers longer than allowed:
+        `header_timeout` for a connection's first request, `idle_timeout` for later ones."""
+        shortest = min(self.header_timeout, self.idle_timeout)
+        late = []
+        for server_conn, connection in self.waiting.items():
+            waited = now - connection.waiting_since
+            if waited < shortest:
+                break  # the rest began to wait later still
+            if waited >= (self.idle_timeout if connection.served else self.header_timeout):
+                late.append(server_conn)
+        for server_conn in late:
+            self.closed_idle += 1
+            self.close(server_conn)
 
     def close_longest_waiting(self, group: str | None = None) -> bool:
         for server_conn, connection in self.waiting.items():

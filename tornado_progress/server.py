@@ -1,7 +1,9 @@
 """The HTTP server: Tornado's, with the defences a server facing unknown clients needs.
 
 - Timeouts: a new connection has `header_timeout` seconds to send its first request's headers,
-  a kept-alive one `idle_timeout` for each later request, a body `body_timeout`.
+  a kept-alive one `idle_timeout` for each later request, a body `body_timeout`. The first two
+  are kept by the connection table, checked a few times per timeout, instead of a timer that
+  Tornado would set and cancel for every request.
 - Caps on open connections, in all (kept below the open-file limit) and per client address,
   and a deadline for answers that clients do not read (`connections.py` holds the rules); a
   newcomer past a cap with no waiting connection to close gets a canned 503 and is closed,
@@ -17,7 +19,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import errno
 import functools
 import json
@@ -47,8 +48,12 @@ RESERVED_DESCRIPTORS = 64
 ACCEPT_PAUSE_S = 0.25
 # At most one log line per this many seconds about refused or failed accepts.
 LOG_INTERVAL_S = 10.0
-# Seconds between two looks for answers that clients do not read.
+# Seconds at most between two looks for answers that clients do not read and for connections
+# past their header or idle timeout.
 SWEEP_S = 1.0
+# Looks per header (or idle) timeout, at least: a late connection is closed at most this
+# fraction of its timeout late.
+SWEEPS_PER_TIMEOUT = 4
 # Connections accepted per readiness event, as Tornado's own accept handler does.
 ACCEPTS_PER_EVENT = 128
 _NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -104,19 +109,22 @@ class ProgressServer(HTTPServer):
             self, request_callback: httputil.HTTPServerConnectionDelegate, settings: Settings,
             max_request_bytes: int) -> None:
         # Tornado's servers are Configurable: `initialize` is their constructor.
+        # No idle_connection_timeout: the table keeps the header and idle timeouts (_sweep).
         super().initialize(request_callback, xheaders=False, max_body_size=max_request_bytes,
                            max_header_size=max_request_bytes,
-                           idle_connection_timeout=settings.header_timeout,
                            body_timeout=settings.body_timeout)
         self.settings = settings
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self.table = ConnectionTable(settings.max_connections,
                                      settings.max_connections_per_address,
-                                     settings.send_timeout, settings.cache_bytes)
+                                     settings.send_timeout, settings.cache_bytes,
+                                     settings.header_timeout, settings.idle_timeout)
         self._refused = self._failed_accepts = 0
         self._last_report = 0.0
         self._accepting: dict[int, bool] = {}
-        self._sweeper = PeriodicCallback(self._sweep, SWEEP_S * 1000)
+        shortest = min(settings.header_timeout, settings.idle_timeout)
+        self._sweeper = PeriodicCallback(
+            self._sweep, 1000 * min(SWEEP_S, shortest / SWEEPS_PER_TIMEOUT))
         # update, updates and poll below the Application, when make_app built that path.
         app_settings = getattr(request_callback, "settings", {})
         self.fast_path: FastPath | None = app_settings.get("fast_path")
@@ -147,7 +155,9 @@ class ProgressServer(HTTPServer):
 
     def _sweep(self) -> None:
         closed = self.table.closed_slow
-        self.table.sweep(time.monotonic())
+        now = time.monotonic()
+        self.table.close_idle(now)
+        self.table.sweep(now)
         if self.table.closed_slow > closed:
             self._report(f"closed {self.table.closed_slow - closed} connections that did not "
                          "read their answers (option --send-timeout)")
@@ -242,9 +252,7 @@ class ProgressServer(HTTPServer):
                                 read_chunk_size=self.read_chunk_size)
         IOStream.set_nodelay(stream, True)  # for good: SentenceStream.set_nodelay
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
-        # Each connection its own parameters: after its first request, it waits for the next
-        # with the idle timeout instead of the header timeout.
-        server_conn = HTTP1ServerConnection(stream, copy.copy(self.conn_params), context)
+        server_conn = HTTP1ServerConnection(stream, self.conn_params, context)
         self.table.add(Connection(server_conn, stream, trusted, group))
         self._connections.add(server_conn)
         server_conn.start_serving(self)
@@ -252,7 +260,7 @@ class ProgressServer(HTTPServer):
     def start_request(self, server_conn: object,
                       request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         assert isinstance(server_conn, HTTP1ServerConnection)
-        connection = self.table.wait_for_request(server_conn)
+        connection = self.table.wait_for_request(server_conn, time.monotonic())
         return RequestGate(request_conn, self, server_conn, connection)
 
     def application_delegate(self, server_conn: HTTP1ServerConnection,
@@ -268,7 +276,6 @@ class ProgressServer(HTTPServer):
 
     def request_started(self, server_conn: HTTP1ServerConnection) -> None:
         self.table.request_started(server_conn)
-        server_conn.params.header_timeout = self.settings.idle_timeout
 
 
 class RequestGate(httputil.HTTPMessageDelegate):
