@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from tornado import gen
 from tornado.httpclient import AsyncHTTPClient
 
 from tests.conftest import Fetch, as_json
@@ -21,6 +22,7 @@ from tornado_progress.model import Store
 from tornado_progress.server import ProgressServer
 
 RECV_TIMEOUT_S = 5.0
+UPDATE = b"GET /progress/update?jobid=j&workid=w&current=1&total=2 HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def exchange(port: int, data: bytes, timeout: float = RECV_TIMEOUT_S) -> bytes:
@@ -110,6 +112,27 @@ async def test_a_kept_alive_connection_keeps_tcp_nodelay(http_server: ProgressSe
             await _until(lambda: http_server.table.waiting)  # answered, waiting for the next
             (connection,) = http_server.table.open.values()
             assert connection.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+@pytest.mark.gen_test
+async def test_a_request_without_a_body_sets_no_timer(
+        http_server: ProgressServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header and idle timeouts are the connection table's: Tornado, left to itself, sets
+    and cancels a timer for every request's headers (of an hour when given no timeout)."""
+    timers = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        timers.append(args)
+        return with_timeout(*args, **kwargs)
+
+    with_timeout = gen.with_timeout
+    monkeypatch.setattr(gen, "with_timeout", counted)
+    with socket.create_connection(("127.0.0.1", _listening_port(http_server))) as sock:
+        sock.settimeout(RECV_TIMEOUT_S)
+        for _ in range(3):
+            sock.sendall(UPDATE)
+            assert (await in_thread(sock.recv, 65536)).startswith(b"HTTP/1.1 200 ")
+    assert timers == []
 
 
 @pytest.mark.gen_test(timeout=30)

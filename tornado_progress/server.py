@@ -109,10 +109,12 @@ class ProgressServer(HTTPServer):
             self, request_callback: httputil.HTTPServerConnectionDelegate, settings: Settings,
             max_request_bytes: int) -> None:
         # Tornado's servers are Configurable: `initialize` is their constructor.
-        # No idle_connection_timeout: the table keeps the header and idle timeouts (_sweep).
         super().initialize(request_callback, xheaders=False, max_body_size=max_request_bytes,
                            max_header_size=max_request_bytes,
                            body_timeout=settings.body_timeout)
+        # The table keeps the header and idle timeouts (_sweep); Tornado, given none, would
+        # still time every request's headers, with an hour.
+        self.conn_params.header_timeout = None
         self.settings = settings
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self.table = ConnectionTable(settings.max_connections,
