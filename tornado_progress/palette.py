@@ -3,6 +3,8 @@ gets them as CSS custom properties), so that both say the same thing the same wa
 
 from __future__ import annotations
 
+import functools
+
 # name: (red, green, blue), 0-255. Every pair a view draws together meets WCAG 2.2 AA
 # (tests/test_palette.py): text 4.5:1 on what it lies on, a bar's fill 3:1 on its track.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -53,6 +55,7 @@ def contrast(first: str, second: str, theme: str = "light") -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+@functools.cache  # a row's text colour, asked for every row of every picture
 def text_on(name: str, theme: str = "light") -> str:
     """The name of the text colour that reads best on colour `name`: of the theme's text and
     its text-on-fill, the one with the higher contrast."""

@@ -60,8 +60,18 @@ def style() -> Style:
     return _STYLE.get(PNG_LIGHT)
 
 
+# Colours as cairo gets them, by style, name and png_encoder.DIRECT (which tests change): a
+# picture paints several times a row.
+_SOURCES: dict[tuple[Style, str, bool], tuple[float, float, float]] = {}
+
+
 def paint(ctx: Any, name: str) -> None:
-    ctx.set_source_rgb(*_STYLE.get(PNG_LIGHT).rgb(name))
+    how = _STYLE.get(PNG_LIGHT)
+    key = (how, name, png_encoder.DIRECT)
+    source = _SOURCES.get(key)
+    if source is None:
+        source = _SOURCES[key] = how.rgb(name)
+    ctx.set_source_rgb(*source)
 
 
 def device_size(width: int, height: int, scale: float) -> tuple[int, int]:
