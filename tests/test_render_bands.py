@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from typing import Any
 
 import pytest
 
-from tornado_progress import render
+from tornado_progress import chart_bands, render
 from tornado_progress.chart_bands import PieceCache
+from tornado_progress.chart_draw import draw_header
 from tornado_progress.model import Store
 from tornado_progress.picture import Style
 from tornado_progress.png_encoder import adler32_combine
@@ -56,7 +58,7 @@ def test_bands_give_the_pixels_of_the_whole_picture(count: int, scale: float,
     assert decoded(banded) == decoded(whole)
 
 
-def test_after_one_update_only_its_band_is_drawn_again() -> None:
+def test_after_one_update_only_its_band_and_the_overall_bar_are_drawn_again() -> None:
     store = filled(100)
     pieces = PieceCache(1 << 24)
     render.render_chart(job_chart(store), 800, 1, pieces=pieces)
@@ -64,8 +66,47 @@ def test_after_one_update_only_its_band_is_drawn_again() -> None:
     assert drawn > 10  # every band, once
     store.update("j", "worker42", 20, 22, "changed", True)
     again = render.render_chart(job_chart(store), 800, 1, pieces=pieces)
-    assert pieces.misses - drawn <= 2  # its band (and a neighbour's, at a band's edge)
+    # Its band (and a neighbour's, at a band's edge) and the header's overall bar; the title's
+    # percent and the legend's counts and time are as before.
+    assert pieces.misses - drawn <= 3
     assert decoded(again) == decoded(render.render_chart(job_chart(store), 800, 1))
+
+
+def header_zones_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The header's zones drawn from now on, in order (a list that fills as they are)."""
+    drawn: list[str] = []
+
+    def spy(*args: Any) -> float:
+        drawn.extend(args[-1])
+        return draw_header(*args)
+    monkeypatch.setattr(chart_bands, "draw_header", spy)
+    return drawn
+
+
+def test_a_changed_string_leaves_the_header_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    chart = job_chart(filled(100))
+    pieces = PieceCache(1 << 24)
+    render.render_chart(chart, 800, 1, pieces=pieces)
+    workers = list(chart.workers)
+    workers[42] = workers[42]._replace(desc="changed")  # in its place: the same overall sum
+    changed = render.ChartInput(chart.jobid, chart.desc, tuple(workers), NOW, 300)
+    zones = header_zones_drawn(monkeypatch)
+    again = render.render_chart(changed, 800, 1, pieces=pieces)
+    assert zones == []
+    assert decoded(again) == decoded(render.render_chart(changed, 800, 1))
+
+
+def test_a_new_second_redraws_the_legend_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    chart = job_chart(filled(100))
+    pieces = PieceCache(1 << 24)
+    render.render_chart(chart, 800, 1, pieces=pieces)
+    drawn = pieces.misses
+    later = render.ChartInput(chart.jobid, chart.desc, chart.workers, NOW + 1, 300)
+    zones = header_zones_drawn(monkeypatch)
+    again = render.render_chart(later, 800, 1, pieces=pieces)
+    assert zones == ["legend"]
+    assert pieces.misses - drawn == 1
+    assert decoded(again) == decoded(render.render_chart(later, 800, 1))
 
 
 def test_the_piece_cache_keeps_to_its_budget() -> None:

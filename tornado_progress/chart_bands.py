@@ -1,26 +1,33 @@
 """A chart with rows of text drawn and compressed in horizontal bands (PNG only). Each band's
 compressed bytes are kept by what the band shows, so that after one worker's update only its
-band and the header (counts and time change) are drawn and compressed again; the picture is
-the pieces joined into one zlib stream (png_encoder.assemble).
+band and the header's zones that changed (the overall bar; counts and time now and then) are
+drawn and compressed again; the picture is the pieces joined into one zlib stream
+(png_encoder.assemble).
 
-The pixels are those of drawing the whole picture at once: a band is drawn on a surface of
-exactly its device rows, with the rows around it too, so that whatever of a neighbour reaches
-into the band (a tall glyph) is there, in the same order.
+The pixels are those of drawing the whole picture at once. The header's zones are drawn
+clipped to their own device rows (chart_draw.draw_header), so a zone shows only itself. A run
+of neighbouring bands to draw is drawn on one surface of exactly its device rows, with the rows
+just around it too, so that whatever of a neighbour reaches into a band (a tall glyph) is
+there, in the same order; each band of the run is compressed, in other threads, as soon as the
+rows that reach into it are drawn, while the next ones are drawn.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import cairo
 
-from . import png_encoder
-from .chart_draw import draw_header, draw_rows
-from .chart_layout import ChartInput, Layout
+from . import png_encoder, views
+from .chart_draw import HEADER_ZONES, draw_header, draw_rows, header_zones
+from .chart_layout import ChartInput, Layout, picture_time
 from .model import Worker
 from .picture import paint, style
 from .png_encoder import Piece
@@ -29,6 +36,22 @@ from .text_draw import Pen, new_pen
 # About this many device rows to a band: small enough that one change redraws little, large
 # enough that joining the pieces costs little.
 BAND_PX = 48
+# Pieces compressed in other threads while the render's thread draws on: zlib lets go of the
+# GIL. Fewer pieces than this to compress in a render are compressed in its own thread, which
+# costs less than handing them over.
+PACK_THREADS = max(1, min(4, os.cpu_count() or 1))
+PACK_ELSEWHERE = 3
+_packers: ThreadPoolExecutor | None = None
+_packers_lock = threading.Lock()
+
+
+def packers() -> ThreadPoolExecutor:
+    """The threads that compress pieces, shared by every render, started when first needed."""
+    global _packers
+    with _packers_lock:
+        if _packers is None:
+            _packers = ThreadPoolExecutor(PACK_THREADS, thread_name_prefix="deflate")
+        return _packers
 
 
 class PieceCache:
@@ -66,9 +89,52 @@ class PieceCache:
                 self.bytes_used -= len(evicted.data)
 
 
-def draw_band(lay: Layout, top: int, bottom: int, draw: Callable[[Pen], object]) -> Piece:
-    """Device rows `top` to `bottom` of the picture, drawn by `draw` in the chart's
-    coordinates, compressed on their own."""
+@dataclass(frozen=True)
+class Band:
+    """Device rows `top` to `bottom` of the picture, and what they show."""
+
+    top: int
+    bottom: int
+    key: Hashable
+
+
+class Packing:
+    """The pieces of one picture: those kept, and those being compressed, in its own thread
+    or in `packers()` (`elsewhere`); `pieces` waits for them and keeps the new ones."""
+
+    def __init__(self, bands: Sequence[Band], cache: PieceCache, elsewhere: bool) -> None:
+        self.bands = bands
+        self.cache = cache
+        self.elsewhere = elsewhere
+        self._slots: list[Piece | Future[Piece] | None] = [None] * len(bands)
+
+    def keep(self, index: int, piece: Piece) -> None:
+        self._slots[index] = piece
+
+    def pack(self, index: int, lines: bytes) -> None:
+        if self.elsewhere:
+            self._slots[index] = packers().submit(png_encoder.compress, lines)
+        else:
+            piece = self._slots[index] = png_encoder.compress(lines)
+            self.cache.put(self.bands[index].key, piece)
+
+    def pieces(self) -> list[Piece]:
+        done = []
+        for band, slot in zip(self.bands, self._slots, strict=True):
+            if isinstance(slot, Future):
+                piece = slot.result()
+                self.cache.put(band.key, piece)
+            elif slot is None:
+                raise RuntimeError(f"band {band.top}-{band.bottom} was neither kept nor drawn")
+            else:
+                piece = slot
+            done.append(piece)
+        return done
+
+
+def surface_for(lay: Layout, top: int, bottom: int) -> tuple[Any, Pen]:
+    """A surface of device rows `top` to `bottom` of the picture, its background painted, and
+    a pen on it in the chart's coordinates."""
     surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, round(lay.width * lay.scale),
                                  bottom - top)
     ctx = cairo.Context(surface)
@@ -76,8 +142,7 @@ def draw_band(lay: Layout, top: int, bottom: int, draw: Callable[[Pen], object])
     ctx.scale(lay.scale, lay.scale)
     paint(ctx, "background")
     ctx.paint()
-    draw(new_pen(ctx))
-    return png_encoder.encode_piece(surface)
+    return surface, new_pen(ctx)
 
 
 def row_key(worker: Worker, state: str, lay: Layout) -> Hashable:
@@ -85,32 +150,97 @@ def row_key(worker: Worker, state: str, lay: Layout) -> Hashable:
     return worker.workid, worker.desc, worker.fraction, state, lay.figures(worker)
 
 
+def zone_keys(chart: ChartInput, counts: dict[str, Any], first_row: Hashable
+              ) -> dict[str, Hashable]:
+    """What each zone of the header shows; the legend's band shows the first row's top too."""
+    fraction = float(counts["fraction"])
+    overall = views.percent_text(fraction) if counts["workers"] else ""
+    return {"title": (chart.jobid, chart.desc, overall),
+            "bar": fraction,
+            "legend": (tuple(counts.get(name) for name in
+                             ("ok", "done", "failed", "stale", "waiting")),
+                       picture_time(chart.now), first_row)}
+
+
 def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence[str],
                   counts: dict[str, Any], lay: Layout, cache: PieceCache) -> bytes:
     scale, count = lay.scale, len(workers)
     per_band = max(1, int(BAND_PX // (lay.row_h * scale)))
-    height = round(lay.height * scale)
-
-    def rows(low: int, high: int) -> Callable[[Pen], object]:
-        low, high = max(0, low), min(count, high)
-        return lambda pen: draw_rows(pen, workers[low:high], states[low:high], lay, low)
-
-    def header(pen: Pen) -> None:
-        draw_header(pen, chart, counts, lay.width)
-        rows(0, 1)(pen)
-
-    edges = [round(lay.header_h * scale)]
+    keys = [row_key(worker, state, lay) for worker, state in zip(workers, states, strict=True)]
+    how = style()
+    zones = header_zones(lay.header_h, scale)
+    shown = zone_keys(chart, counts, keys[0])
+    bands = [Band(*zones[zone], (how, lay, zone, shown[zone])) for zone in HEADER_ZONES]
+    edges = [zones["legend"][1]]
     edges += [round((lay.header_h + first * lay.row_h) * scale)
               for first in range(per_band, count, per_band)]
-    edges.append(height)
-    pieces = [draw_band(lay, 0, edges[0], header)]  # counts and time: new every picture
-    keys = [row_key(worker, state, lay) for worker, state in zip(workers, states, strict=True)]
+    edges.append(round(lay.height * scale))
     for band, (top, bottom) in enumerate(itertools.pairwise(edges)):
         low, high = band * per_band - 1, (band + 1) * per_band + 1  # with the neighbours
-        key = (style(), lay, top, bottom, tuple(keys[max(0, low):min(count, high)]))
-        piece = cache.get(key)
-        if piece is None:
-            piece = draw_band(lay, top, bottom, rows(low, high))
-            cache.put(key, piece)
-        pieces.append(piece)
-    return png_encoder.assemble(round(lay.width * scale), height, pieces)
+        bands.append(Band(top, bottom,
+                          (how, lay, top, bottom, tuple(keys[max(0, low):min(count, high)]))))
+    found = [cache.get(band.key) for band in bands]
+    missing = {index for index, piece in enumerate(found) if piece is None}
+    packing = Packing(bands, cache, len(missing) >= PACK_ELSEWHERE)
+    for index, piece in enumerate(found):
+        if piece is not None:
+            packing.keep(index, piece)
+
+    def rows(pen: Pen, low: int, high: int) -> None:
+        low, high = max(0, low), min(count, high)
+        draw_rows(pen, workers[low:high], states[low:high], lay, low)
+
+    for index, zone in enumerate(HEADER_ZONES):
+        if index in missing:
+            draw_zone(chart, counts, lay, bands[index], zone, rows, packing, index)
+    first_band = len(HEADER_ZONES)
+    runs = [index for index in sorted(missing) if index >= first_band]
+    for run in consecutive(runs):
+        draw_run(lay, bands, [index - first_band for index in run], per_band, rows, packing,
+                 first_band)
+    return png_encoder.assemble(round(lay.width * scale), round(lay.height * scale),
+                                packing.pieces())
+
+
+def consecutive(indices: Sequence[int]) -> list[list[int]]:
+    """Sorted indices in runs of consecutive ones: [1, 2, 5] as [[1, 2], [5]]."""
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
+def draw_zone(chart: ChartInput, counts: dict[str, Any], lay: Layout, band: Band, zone: str,
+              rows: Callable[[Pen, int, int], None], packing: Packing, index: int) -> None:
+    """A zone of the header on its own surface; the legend's with the first row, which may
+    reach up into it."""
+    if band.bottom == band.top:  # a zone of no rows at this scale
+        packing.pack(index, b"")
+        return
+    surface, pen = surface_for(lay, band.top, band.bottom)
+    draw_header(pen, chart, counts, lay.width, lay.scale, (zone,))
+    if zone == "legend":
+        rows(pen, 0, 1)
+    packing.pack(index, png_encoder.surface_lines(surface))
+
+
+def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
+             rows: Callable[[Pen, int, int], None], packing: Packing, offset: int) -> None:
+    """Bands of rows `run` (consecutive) on one surface, with the rows just around them; each
+    band handed to `packing` once the rows that may reach into it are drawn."""
+    top = bands[offset + run[0]].top
+    surface, pen = surface_for(lay, top, bands[offset + run[-1]].bottom)
+    pixels = memoryview(surface.get_data())
+    row, stride = 4 * surface.get_width(), surface.get_stride()
+    drawn = run[0] * per_band - 1  # the row above the run's first: it may reach down into it
+    for band in run:
+        high = (band + 1) * per_band + 1  # the row below the band's last, for the same reason
+        rows(pen, drawn, high)
+        drawn = high
+        surface.flush()
+        here = bands[offset + band]
+        packing.pack(offset + band,
+                     png_encoder.scanlines(pixels, row, stride, here.top - top, here.bottom - top))

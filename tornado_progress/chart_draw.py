@@ -50,33 +50,122 @@ def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> 
 
 
 def draw_bar(ctx: Any, box: Rect, fraction: float, colour: str) -> None:
-    """A rounded track with its fill, clipped to the track so a short fill keeps its shape."""
+    """A rounded track with its fill. A fill shorter than the track's rounded ends is clipped
+    to the track so that it keeps the track's shape; a longer one lies inside it already."""
     x, y, w, h = box
     radius = min(5.0, h / 2)
-    ctx.save()
     rounded(ctx, x, y, w, h, radius)
     paint(ctx, "failed-track" if colour == "failed" else "track")
-    if fraction > 0:
-        ctx.fill_preserve()
-        ctx.clip()
-        rounded(ctx, x, y, w * fraction, h, radius)
+    if fraction <= 0:
+        ctx.fill()
+        return
+    fill_w = w * fraction
+    if fill_w >= 2 * radius:
+        ctx.fill()
+        rounded(ctx, x, y, fill_w, h, radius)
         paint(ctx, colour)
+        ctx.fill()
+        return
+    ctx.save()
+    ctx.fill_preserve()
+    ctx.clip()
+    rounded(ctx, x, y, fill_w, h, radius)
+    paint(ctx, colour)
     ctx.fill()
     ctx.restore()
 
 
-def draw_header(pen: Pen, chart: ChartInput, counts: dict[str, Any], width: int) -> float:
-    """Title, overall percent and bar, counts and time; returns the header's height, so that
-    running it with a pen on a scratch surface measures it."""
+# The header's overall bar: its top and height in px at scale 1, below the title's baseline.
+HEADER_BAR_Y = MARGIN + TITLE_SIZE + 8
+HEADER_BAR_H = 8.0
+LEGEND_TOP = HEADER_BAR_Y + HEADER_BAR_H + 6
+# The header's zones from top to bottom: each is drawn clipped to its own device rows, so that
+# a picture drawn in bands can keep a zone that did not change (chart_bands.py).
+HEADER_ZONES = ("title", "bar", "legend")
+_SWATCH, _LINE_H = 9.0, 18.0
+
+LegendItem = tuple[str, str, float, float]  # colour, label, x, baseline
+
+
+def header_zones(header_h: float, scale: float) -> dict[str, tuple[int, int]]:
+    """The device rows (from, to) of each zone of a header `header_h` px tall at `scale`: the
+    overall bar's rows, whole, and those above and below it."""
+    bar_top = math.floor(HEADER_BAR_Y * scale)
+    bar_bottom = math.ceil((HEADER_BAR_Y + HEADER_BAR_H) * scale)
+    return {"title": (0, bar_top), "bar": (bar_top, bar_bottom),
+            "legend": (bar_bottom, max(bar_bottom, round(header_h * scale)))}
+
+
+def clip_rows(ctx: Any, top: int, bottom: int, scale: float) -> None:
+    """Clips to device rows `top` to `bottom` of the picture, on a context whose user space is
+    the picture's at `scale` (maybe moved by whole device rows): an exact, pixel-aligned clip."""
+    matrix = ctx.get_matrix()
+    first = round(matrix.transform_point(0, top / scale)[1])
+    last = round(matrix.transform_point(0, bottom / scale)[1])
+    ctx.identity_matrix()
+    ctx.rectangle(-1, first, 1 << 16, last - first)
+    ctx.clip()
+    ctx.set_matrix(matrix)
+
+
+def legend_flow(pen: Pen, counts: dict[str, Any], when: str, width: int
+                ) -> tuple[list[LegendItem], LegendItem, float]:
+    """Where the legend's items go: counts by state, each after a swatch of its colour, then
+    the time, flowing onto more lines in a narrow picture; and the header's height."""
+    pen.font(SMALL_SIZE)
+    right = width - MARGIN
+    x, baseline = MARGIN, LEGEND_TOP + SMALL_SIZE
+    waiting = (("waiting", "track"),) if counts.get("waiting") else ()  # expected, not seen
+    items: list[LegendItem] = []
+    for name, colour in (*_LEGEND, *waiting):
+        label = f"{counts[name]} {name}"
+        item_w = _SWATCH + 4 + pen.width(label)
+        if x > MARGIN and x + item_w > right:
+            x, baseline = MARGIN, baseline + _LINE_H
+        items.append((colour, label, x, baseline))
+        x += item_w + 12
+    when_w = pen.width(when)
+    if x + when_w > right:
+        baseline += _LINE_H
+    return items, ("muted-text", when, max(MARGIN, right - when_w), baseline), math.ceil(
+        baseline + 6 + GAP)
+
+
+def header_height(pen: Pen, counts: dict[str, Any], when: str, width: int) -> float:
+    """The header's height in px, measured with `pen` and not drawn."""
+    return legend_flow(pen, counts, when, width)[2]
+
+
+def draw_header(pen: Pen, chart: ChartInput, counts: dict[str, Any], width: int,
+                scale: float, zones: Sequence[str] = HEADER_ZONES) -> float:
+    """Title, overall percent and bar, counts and time, each zone of `zones` clipped to its
+    device rows at `scale`; returns the header's height."""
     ctx = pen.ctx
-    inner = width - 2 * MARGIN
-    fraction = float(counts["fraction"])
+    items, when, header_h = legend_flow(pen, counts, picture_time(chart.now), width)
+    for zone in zones:
+        ctx.save()
+        clip_rows(ctx, *header_zones(header_h, scale)[zone], scale)
+        if zone == "title":
+            draw_title(pen, chart, counts, width)
+        elif zone == "bar":
+            fraction = float(counts["fraction"])
+            draw_bar(ctx, (MARGIN, HEADER_BAR_Y, width - 2 * MARGIN, HEADER_BAR_H), fraction,
+                     "done" if fraction >= 1 else "ok")
+        else:
+            draw_legend(pen, items, when)
+        ctx.restore()
+    return header_h
+
+
+def draw_title(pen: Pen, chart: ChartInput, counts: dict[str, Any], width: int) -> None:
+    """The job's description (or id), its id after a description, and the overall percent."""
+    ctx = pen.ctx
     pen.font(TITLE_SIZE, bold=True)
-    overall = views.percent_text(fraction) if counts["workers"] else ""
+    overall = views.percent_text(float(counts["fraction"])) if counts["workers"] else ""
     baseline = MARGIN + TITLE_SIZE
     paint(ctx, "text")
     overall_w = pen.show(overall, width - MARGIN, baseline, right=True)
-    room = inner - overall_w - GAP
+    room = width - 2 * MARGIN - overall_w - GAP
     title_w = pen.show(printable(chart.desc or chart.jobid), MARGIN, baseline, room)
     if chart.desc:  # the job's id too, as the page shows it, where there is room
         start = MARGIN + title_w + GAP
@@ -84,35 +173,21 @@ def draw_header(pen: Pen, chart: ChartInput, counts: dict[str, Any], width: int)
         paint(ctx, "muted-text")
         pen.show("job " + printable(chart.jobid), start,
                  baseline, width - MARGIN - overall_w - GAP - start)
-    bar_y = baseline + 8
-    draw_bar(ctx, (MARGIN, bar_y, inner, 8), fraction, "done" if fraction >= 1 else "ok")
-    return draw_legend(pen, counts, picture_time(chart.now), bar_y + 8 + 6, width)
 
 
-def draw_legend(pen: Pen, counts: dict[str, Any], when: str, top: float, width: int) -> float:
-    """Counts by state, each after a swatch of its colour, then the time, flowing onto more
-    lines in a narrow picture; returns where the rows start."""
+def draw_legend(pen: Pen, items: Sequence[LegendItem], when: LegendItem) -> None:
+    """The legend's items where `legend_flow` put them."""
     ctx = pen.ctx
     pen.font(SMALL_SIZE)
-    swatch, line_h, right = 9.0, 18.0, width - MARGIN
-    x, baseline = MARGIN, top + SMALL_SIZE
-    waiting = (("waiting", "track"),) if counts.get("waiting") else ()  # expected, not seen
-    for name, colour in (*_LEGEND, *waiting):
-        label = f"{counts[name]} {name}"
-        item_w = swatch + 4 + pen.width(label)
-        if x > MARGIN and x + item_w > right:
-            x, baseline = MARGIN, baseline + line_h
+    for colour, label, x, baseline in items:
         paint(ctx, colour)
-        rounded(ctx, x, baseline - swatch, swatch, swatch, 2)
+        rounded(ctx, x, baseline - _SWATCH, _SWATCH, _SWATCH, 2)
         ctx.fill()
         paint(ctx, "muted-text")
-        pen.show(label, x + swatch + 4, baseline)
-        x += item_w + 12
-    when_w = pen.width(when)
-    if x + when_w > right:
-        baseline += line_h
-    pen.show(when, max(MARGIN, right - when_w), baseline)
-    return math.ceil(baseline + 6 + GAP)
+        pen.show(label, x + _SWATCH + 4, baseline)
+    colour, label, x, baseline = when
+    paint(ctx, colour)
+    pen.show(label, x, baseline)
 
 
 def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],

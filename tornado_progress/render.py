@@ -16,7 +16,7 @@ import cairo
 
 from . import png_encoder, views
 from .chart_bands import PieceCache, render_banded
-from .chart_draw import draw_header, draw_marks, draw_rows, draw_strips
+from .chart_draw import draw_header, draw_marks, draw_rows, draw_strips, header_height
 from .chart_layout import (
     MARGIN,
     MAX_HEIGHT,
@@ -27,6 +27,7 @@ from .chart_layout import (
     chart_height,
     chart_summary,
     order_key,
+    picture_time,
     plan,
 )
 from .model import Worker
@@ -51,7 +52,8 @@ def picture_height(chart: ChartInput, width: int) -> int:
     count = len(chart.workers)
     if chart_height(0.0, count) >= MAX_HEIGHT:
         return MAX_HEIGHT
-    return chart_height(draw_header(scratch_pen(), chart, chart_summary(chart), width), count)
+    return chart_height(header_height(scratch_pen(), chart_summary(chart), picture_time(chart.now),
+                                      width), count)
 
 
 def prepare(chart: ChartInput, width: int, scale: float
@@ -61,7 +63,7 @@ def prepare(chart: ChartInput, width: int, scale: float
     states = [views.state(worker, chart.now, chart.stale_after) for worker in workers]
     counts = chart_summary(chart)
     scratch = scratch_pen()
-    header_h = draw_header(scratch, chart, counts, width)
+    header_h = header_height(scratch, counts, picture_time(chart.now), width)
     return workers, states, counts, plan(scratch, header_h, workers, width, scale)
 
 
@@ -82,7 +84,7 @@ def _render(chart: ChartInput, width: int, scale: float, pieces: PieceCache | No
         title = f"{printable(chart.desc or chart.jobid)}: {views.percent_text(counts['fraction'])}"
         ctx, finish = canvas(width, lay.height, scale, title)
         pen = new_pen(ctx)
-        draw_header(pen, chart, counts, width)
+        draw_header(pen, chart, counts, width, scale)
         if not workers:
             pen.font(SMALL_SIZE)
             paint(ctx, "muted-text")
