@@ -33,9 +33,9 @@ from .picture import paint, style
 from .png_encoder import Piece
 from .text_draw import Pen, new_pen
 
-# About this many device rows to a band: small enough that one change redraws little, large
-# enough that joining the pieces costs little.
-BAND_PX = 48
+# About this many device rows to a band: small enough that one change redraws and compresses
+# little, large enough that the pieces' overhead (a compressor each, a flush) stays small.
+BAND_PX = 32
 # Pieces compressed in other threads while the render's thread draws on: zlib lets go of the
 # GIL. Fewer pieces than this to compress in a render are compressed in its own thread, which
 # costs less than handing them over.
@@ -106,23 +106,33 @@ class Packing:
         self.bands = bands
         self.cache = cache
         self.elsewhere = elsewhere
-        self._slots: list[Piece | Future[Piece] | None] = [None] * len(bands)
+        self._slots: list[Piece | tuple[Future[Piece], bytes] | None] = [None] * len(bands)
 
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
     def pack(self, index: int, lines: bytes) -> None:
         if self.elsewhere:
-            self._slots[index] = packers().submit(png_encoder.compress, lines)
+            self._slots[index] = (packers().submit(png_encoder.compress, lines), lines)
         else:
-            piece = self._slots[index] = png_encoder.compress(lines)
-            self.cache.put(self.bands[index].key, piece)
+            self._here(index, lines)
+
+    def _here(self, index: int, lines: bytes) -> None:
+        piece = self._slots[index] = png_encoder.compress(lines)
+        self.cache.put(self.bands[index].key, piece)
 
     def pieces(self) -> list[Piece]:
+        """Every piece, in order. Those the other threads have not begun are compressed here
+        rather than waited for (from the last: they take from the first), so that a render
+        is never slower for handing pieces over when no other core is free."""
+        for index in reversed(range(len(self._slots))):
+            slot = self._slots[index]
+            if isinstance(slot, tuple) and slot[0].cancel():
+                self._here(index, slot[1])
         done = []
         for band, slot in zip(self.bands, self._slots, strict=True):
-            if isinstance(slot, Future):
-                piece = slot.result()
+            if isinstance(slot, tuple):
+                piece = slot[0].result()
                 self.cache.put(band.key, piece)
             elif slot is None:
                 raise RuntimeError(f"band {band.top}-{band.bottom} was neither kept nor drawn")

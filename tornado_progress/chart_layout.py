@@ -9,6 +9,7 @@ device pixels (several workers to a strip for thousands of workers).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import views
-from .model import Worker
+from .model import Number, Worker
 from .printable import printable
 from .text_draw import Pen
 
@@ -51,8 +52,24 @@ def chart_summary(chart: ChartInput) -> dict[str, Any]:
     return views.summary_of(chart.workers, chart.now, chart.stale_after, chart.expected)
 
 
+# Sort keys of worker names, kept: a job's names are sorted again for every picture of it.
+ORDER_KEYS_KEPT = 1 << 16
+_order_keys: dict[str, tuple[tuple[int, int | str], ...]] = {}
+
+
 def order_key(worker: Worker) -> tuple[tuple[int, int | str], ...]:
-    return views.natural_key(worker.workid)
+    found = _order_keys.get(worker.workid)
+    if found is None:
+        if len(_order_keys) >= ORDER_KEYS_KEPT:
+            _order_keys.clear()
+        found = _order_keys[worker.workid] = views.natural_key(worker.workid)
+    return found
+
+
+@functools.lru_cache(maxsize=1 << 12, typed=True)  # typed: 10**20 and 1e20 read differently
+def figures_text(current: Number, total: Number) -> str:
+    """A worker's percent and counts (views.figures), by its counts."""
+    return views.figures(Worker("", current, total, "", True, 0.0, 0, None))
 
 
 def picture_time(now: float) -> str:
@@ -82,7 +99,9 @@ class Layout:
         return self.header_h + index * self.row_h + (self.row_h - self.bar_h) / 2
 
     def figures(self, worker: Worker) -> str:
-        return views.figures(worker) if self.full_figures else views.percent_text(worker.fraction)
+        if self.full_figures:
+            return figures_text(worker.current, worker.total)
+        return views.percent_text(worker.fraction)
 
 
 def text_row(count: int) -> float:
@@ -123,7 +142,8 @@ def plan(pen: Pen, header_h: float, workers: Sequence[Worker], width: int,
         pen.font(font_size)
         label_w = min(inner * 0.25, max((pen.width(printable(w.workid)) for w in workers),
                                         default=0.0))
-        figures_w = max((pen.width(views.figures(w)) for w in workers), default=0.0)
+        figures_w = max((pen.width(figures_text(w.current, w.total)) for w in workers),
+                        default=0.0)
         full_figures = figures_w <= inner * 0.3  # else a narrow picture: the percent alone
         if not full_figures:
             figures_w = pen.width("100%")
