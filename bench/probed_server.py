@@ -24,7 +24,12 @@ import gc
 import json
 import logging
 import statistics
+import sys
+import threading
 import time
+import traceback
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from tornado import web
@@ -37,6 +42,36 @@ MAX_SAMPLES = 2_000_000
 MAX_TIMINGS = 100_000
 
 
+class StallSampler:
+    """A thread that, while the loop is late by more than `late` seconds, samples what the
+    loop's thread is running (its innermost frames), so that a stall can be named."""
+
+    def __init__(self, heartbeat: list[float], late: float = 0.02, every: float = 0.002) -> None:
+        self.heartbeat = heartbeat
+        self.late = late
+        self.every = every
+        self.samples: Counter[str] = Counter()
+        self.loop_thread = threading.get_ident()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            time.sleep(self.every)
+            if time.perf_counter() - self.heartbeat[0] > self.late:
+                frame = sys._current_frames().get(self.loop_thread)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)[-8:]
+                    self.samples[" < ".join(f"{Path(f.filename).stem}:{f.name}:{f.lineno}"
+                                            for f in reversed(stack))] += 1
+
+    def stop(self) -> list[tuple[str, int]]:
+        self.running = False
+        self.thread.join()
+        return self.samples.most_common(12)
+
+
 class Probe:
     """Event-loop lateness of a periodic sleep, as bench/probe.py's StallProbe, startable; and
     while it runs, the garbage collector's passes by generation with the longest of each, so
@@ -47,6 +82,8 @@ class Probe:
         self.task: asyncio.Task[None] | None = None
         self.collections: dict[int, list[float]] = {}
         self._collection_start = 0.0
+        self.heartbeat = [time.perf_counter()]
+        self.sampler: StallSampler | None = None
 
     def _on_collection(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -58,12 +95,15 @@ class Probe:
     async def _run(self, period: float) -> None:
         while len(self.samples) < MAX_SAMPLES:
             expected = time.perf_counter() + period
+            self.heartbeat[0] = expected
             await asyncio.sleep(period)
             self.samples.append(time.perf_counter() - expected)
 
-    def start(self, period: float) -> None:
+    def start(self, period: float, sample: bool = False) -> None:
         self.stop()
         self.samples = []
+        self.heartbeat[0] = time.perf_counter() + period
+        self.sampler = StallSampler(self.heartbeat) if sample else None
         self.collections = {}
         gc.callbacks.append(self._on_collection)
         self.task = asyncio.ensure_future(self._run(period))
@@ -74,17 +114,21 @@ class Probe:
             self.task = None
         if self._on_collection in gc.callbacks:
             gc.callbacks.remove(self._on_collection)
+        stalled_in = self.sampler.stop() if self.sampler is not None else []
+        self.sampler = None
         collections: dict[str, Any] = {
             f"gen{generation}": {"count": len(times), "worst_ms": 1000 * max(times)}
             for generation, times in sorted(self.collections.items())}
         collections["tracked"] = len(gc.get_objects())
+        figures: dict[str, Any] = {"samples": 0, "worst_ms": None, "p99_ms": None,
+                                   "p50_ms": None, "collections": collections,
+                                   "stalled_in": stalled_in}
         ordered = sorted(self.samples)
-        if not ordered:
-            return {"samples": 0, "worst_ms": None, "p99_ms": None, "p50_ms": None,
-                    "collections": collections}
-        return {"samples": len(ordered), "worst_ms": 1000 * ordered[-1],
-                "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
-                "p50_ms": 1000 * statistics.median(ordered), "collections": collections}
+        if ordered:
+            figures.update(samples=len(ordered), worst_ms=1000 * ordered[-1],
+                           p99_ms=1000 * ordered[int(0.99 * (len(ordered) - 1))],
+                           p50_ms=1000 * statistics.median(ordered))
+        return figures
 
 
 class Timings:
@@ -116,7 +160,8 @@ class ControlHandler(web.RequestHandler):
     def post(self, what: str, action: str) -> None:
         answer: Any = {}
         if what == "probe" and action == "start":
-            self.probe.start(float(self.get_argument("period", "0.001")))
+            self.probe.start(float(self.get_argument("period", "0.001")),
+                             self.get_argument("sample", "0") == "1")
         elif what == "probe":
             answer = self.probe.stop()
         elif action == "start":

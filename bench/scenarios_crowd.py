@@ -137,7 +137,7 @@ def crowd_round(system: System, work: Path, viewers: int, seconds: float) -> dic
         client.close()
     crowd = parked_crowd(system, jobid, since, viewers, work / f"{jobid}-view.json")
     try:
-        system.control("probe/start", "period=0.001")
+        system.control("probe/start", "period=0.001&sample=1")
         cpu = system.cpu_seconds()
         updates = send_updates(system, jobid, seconds, work / f"{jobid}-send.json")
         changes = [(int(version), sent) for sent, _, version, status in updates
@@ -163,7 +163,7 @@ def crowd_round(system: System, work: Path, viewers: int, seconds: float) -> dic
             "client_lag_max_ms": figures["client_lag_max_ms"],
             "client_cpu_s": figures["cpu_s"], "connect_s": figures["connect_s"],
             "server_cores": cpu / seconds, "stall_worst_ms": stall["worst_ms"],
-            "collections": stall.get("collections"),
+            "collections": stall.get("collections"), "stalled_in": stall.get("stalled_in"),
             "others_cores": span.others()}
 
 

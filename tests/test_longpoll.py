@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from tornado_progress.longpoll import MIN_SLICE, SLICE, Waiters
+from tornado_progress.longpoll import MIN_SLICE, ROUND_WEIGHT, SLICE, VIEWER_COST_START_S, Waiters
 
 
 @pytest.mark.gen_test
@@ -112,7 +113,7 @@ async def test_release_all_answers_every_parked_waiter_now() -> None:
 @pytest.mark.gen_test
 async def test_many_viewers_widen_a_jobs_pacing_to_their_share_of_the_loop() -> None:
     waiters = Waiters(min_interval=0.01, viewer_share=0.5)
-    waiters.answer_cost = 0.001  # as if answers had cost 1 ms each
+    waiters.viewer_cost = 0.001  # as if each viewer's turn had cost 1 ms
     loop = asyncio.get_running_loop()
     few = [waiters.park("few", 30) for _ in range(2)]
     many = [waiters.park("many", 30) for _ in range(400)]
@@ -136,6 +137,26 @@ def test_what_answers_cost_is_learnt() -> None:
         waiters.record_answer(0.002)
     assert start < waiters.answer_cost <= 0.002
     assert abs(waiters.answer_cost - 0.002) < 0.0002
+
+
+@pytest.mark.gen_test
+async def test_a_viewers_turn_is_learnt_from_whole_rounds() -> None:
+    waiters = Waiters()
+    assert waiters.viewer_cost == VIEWER_COST_START_S
+    for _ in range(40):
+        waiters.record_round(0.5, 1000)  # 500 us a viewer
+    assert abs(waiters.viewer_cost - 0.0005) < 0.00001
+    # A round is timed from its wake to the turn after its last slice, when its last answers
+    # are written: a loop held up meanwhile makes the viewers' turns dearer.
+    waiters.viewer_cost = 0.0
+    waiters.answer_cost = 0.004 / MIN_SLICE  # slices of MIN_SLICE waiters
+    parked = [waiters.park("job", 30) for _ in range(3 * MIN_SLICE)]
+    loop = asyncio.get_running_loop()
+    loop.call_soon(time.sleep, 0.03)  # runs before the second slice
+    waiters.wake("job")
+    await asyncio.gather(*parked)
+    await asyncio.sleep(0)
+    assert 0.03 / (3 * MIN_SLICE) * ROUND_WEIGHT <= waiters.viewer_cost < 0.0005
 
 
 def test_a_slice_holds_a_few_milliseconds_of_answers() -> None:

@@ -11,9 +11,11 @@ updated by a thousand workers would otherwise send each viewer a thousand answer
 more than any person can read, and each answer costs the server a whole request.
 
 Bounded share: a job's interval also widens with its viewers, so that answering them takes at
-most `viewer_share` of the event loop's time (option --viewer-share); what one answer costs is
-learnt from the answers themselves (`record_answer`). Every viewer still gets every change, in
-fewer, bigger answers, and the workers' updates keep the rest of the loop.
+most `viewer_share` of the event loop's time (option --viewer-share). What a viewer costs is
+learnt from whole rounds (`record_round`): from a wake to its last answer written, which holds
+the answers, the viewers' next polls read and parked meanwhile, and whatever else the loop had
+to do, so that a loop busy with workers' updates paces its viewers wider still. Every viewer
+still gets every change, in fewer, bigger answers, and the workers' updates keep the rest.
 
 Spreading: a job with thousands of viewers is answered a slice of waiters at a time, each slice
 in one go, with the next slice scheduled behind whatever else is ready, so that workers' updates
@@ -34,10 +36,13 @@ MIN_SLICE = 16
 SLICE_BUDGET_S = 0.004
 # The longest a job's viewers are paced, however many they are: polls time out after 25 s.
 MAX_PACING_S = 10.0
-# What answering one poll costs the loop until answers have told (seconds), and how fast
-# the learnt figure follows new ones.
+# What answering one poll costs the loop, and what one viewer's turn costs (its answer, its
+# next poll, and its part of what else the loop did meanwhile), until they have been learnt
+# (seconds); and how fast the learnt figures follow new ones.
 ANSWER_COST_START_S = 150e-6
+VIEWER_COST_START_S = 300e-6
 ANSWER_COST_WEIGHT = 0.05
+ROUND_WEIGHT = 0.25
 
 Waiter = asyncio.Future[bool]
 
@@ -47,6 +52,7 @@ class Waiters:
         self.min_interval = min_interval
         self.viewer_share = viewer_share
         self.answer_cost = ANSWER_COST_START_S
+        self.viewer_cost = VIEWER_COST_START_S
         self.closing = False  # stopping: every poll is answered at once
         self._by_job: dict[str, dict[Waiter, asyncio.TimerHandle]] = {}
         # Waiters of a wake still being spread over slices, of any job: they still count, and
@@ -91,12 +97,18 @@ class Waiters:
     def interval(self, viewers: int) -> float:
         """The pacing of a job with `viewers`: at least `min_interval`, and long enough that
         answering them takes at most `viewer_share` of the loop (MAX_PACING_S at most)."""
-        shared = viewers * self.answer_cost / self.viewer_share
+        shared = viewers * self.viewer_cost / self.viewer_share
         return min(max(self.min_interval, shared), max(self.min_interval, MAX_PACING_S))
 
     def record_answer(self, seconds: float) -> None:
-        """What one woken poll's answer cost the loop, from its wake to its written body."""
+        """What one woken poll's answer cost the loop, from its wake to its written body: it
+        sizes the slices."""
         self.answer_cost += ANSWER_COST_WEIGHT * (seconds - self.answer_cost)
+
+    def record_round(self, seconds: float, viewers: int) -> None:
+        """A round of `viewers` answers took `seconds` from its wake to its last answer: it
+        paces the rounds to come."""
+        self.viewer_cost += ROUND_WEIGHT * (seconds / viewers - self.viewer_cost)
 
     def _answer(self, key: str) -> None:
         """Answers the waiters parked on job `key` so far; one parking from now on waits for
@@ -112,19 +124,26 @@ class Waiters:
                 self._not_before = {k: t for k, t in self._not_before.items() if t > now}
             self._not_before[key] = now + pacing
         self._answering.update(waiters)
-        self._answer_slice(list(waiters), 0)
+        self._answer_slice(list(waiters), 0, now)
 
     def slice_size(self) -> int:
         return max(MIN_SLICE, min(SLICE, int(SLICE_BUDGET_S / self.answer_cost)))
 
-    def _answer_slice(self, futures: list[Waiter], start: int) -> None:
+    def _answer_slice(self, futures: list[Waiter], start: int, woken: float) -> None:
         """Answers a slice of `futures` from `start`, skipping any discarded meanwhile, and
-        schedules the next slice behind the callbacks (and I/O) already waiting."""
+        schedules the next slice behind the callbacks (and I/O) already waiting; after the
+        last one, the round's end, behind its answers, which are written in the next turn."""
         end = start + self.slice_size()
         for future in futures[start:end]:
             self._resolve(self._answering, future, True)
+        loop = asyncio.get_running_loop()
         if end < len(futures):
-            asyncio.get_running_loop().call_soon(self._answer_slice, futures, end)
+            loop.call_soon(self._answer_slice, futures, end, woken)
+        else:
+            loop.call_soon(self._round_done, woken, len(futures))
+
+    def _round_done(self, woken: float, viewers: int) -> None:
+        self.record_round(asyncio.get_running_loop().time() - woken, viewers)
 
     def _resolve(self, waiters: dict[Waiter, asyncio.TimerHandle], future: Waiter,
                  result: bool) -> bool:
