@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import cairo
 import pytest
@@ -38,3 +42,38 @@ def test_written_png_decodes_to_the_palette_colours(monkeypatch: pytest.MonkeyPa
     assert (decoded.get_width(), decoded.get_height()) == (7, 3)
     assert pixel(decoded, 0, 0) == palette.COLOURS["failed"]
     assert pixel(decoded, 6, 2) == palette.COLOURS["ok"]
+
+
+def test_a_picture_of_several_pieces_decodes_whole() -> None:
+    """Rows in the failed red and the ok green by turns, across several pieces."""
+    height = 2 * png_encoder.ENCODE_ROWS + 3
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, 5, height)
+    ctx = cairo.Context(surface)
+    for y in range(height):
+        ctx.set_source_rgb(*png_encoder.surface_rgb("failed" if y % 3 else "ok"))
+        ctx.rectangle(0, y, 5, 1)
+        ctx.fill()
+    data = png_encoder.encode(surface)
+    decoded = cairo.ImageSurface.create_from_png(io.BytesIO(data))
+    assert decoded.get_height() == height
+    for y in range(height):
+        assert pixel(decoded, 4, y) == palette.COLOURS["failed" if y % 3 else "ok"], y
+
+
+def test_pieces_no_other_thread_has_begun_are_compressed_by_the_asker(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every compressing thread busy, asking for a piece compresses it there and then
+    rather than waiting for a thread."""
+    busy = threading.Event()
+    packers = ThreadPoolExecutor(1)
+    packers.submit(busy.wait, 5)
+    monkeypatch.setattr(png_encoder, "packers", lambda: packers)
+    lines = b"\x00" + bytes(range(256)) * 4
+    began = time.monotonic()
+    piece = png_encoder.Compressing(lines).piece()
+    waited = time.monotonic() - began
+    busy.set()
+    packers.shutdown()
+    assert waited < 2
+    assert zlib.decompressobj(-15).decompress(piece.data) == lines
+    assert piece.adler == zlib.adler32(lines)

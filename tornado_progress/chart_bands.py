@@ -15,11 +15,9 @@ rows that reach into it are drawn, while the next ones are drawn.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,22 +34,9 @@ from .text_draw import Pen, new_pen
 # About this many device rows to a band: small enough that one change redraws and compresses
 # little, large enough that the pieces' overhead (a compressor each, a flush) stays small.
 BAND_PX = 32
-# Pieces compressed in other threads while the render's thread draws on: zlib lets go of the
-# GIL. Fewer pieces than this to compress in a render are compressed in its own thread, which
-# costs less than handing them over.
-PACK_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Fewer pieces than this to compress in a render are compressed in its own thread, which costs
+# less than handing them over to other threads (png_encoder.Compressing).
 PACK_ELSEWHERE = 3
-_packers: ThreadPoolExecutor | None = None
-_packers_lock = threading.Lock()
-
-
-def packers() -> ThreadPoolExecutor:
-    """The threads that compress pieces, shared by every render, started when first needed."""
-    global _packers
-    with _packers_lock:
-        if _packers is None:
-            _packers = ThreadPoolExecutor(PACK_THREADS, thread_name_prefix="deflate")
-        return _packers
 
 
 class PieceCache:
@@ -100,45 +85,37 @@ class Band:
 
 class Packing:
     """The pieces of one picture: those kept, and those being compressed, in its own thread
-    or in `packers()` (`elsewhere`); `pieces` waits for them and keeps the new ones."""
+    or in other threads (`elsewhere`); `pieces` waits for them and keeps the new ones."""
 
     def __init__(self, bands: Sequence[Band], cache: PieceCache, elsewhere: bool) -> None:
         self.bands = bands
         self.cache = cache
         self.elsewhere = elsewhere
-        self._slots: list[Piece | tuple[Future[Piece], bytes] | None] = [None] * len(bands)
+        self._slots: list[Piece | png_encoder.Compressing | None] = [None] * len(bands)
 
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
     def pack(self, index: int, lines: bytes) -> None:
         if self.elsewhere:
-            self._slots[index] = (packers().submit(png_encoder.compress, lines), lines)
+            self._slots[index] = png_encoder.Compressing(lines)
         else:
-            self._here(index, lines)
-
-    def _here(self, index: int, lines: bytes) -> None:
-        piece = self._slots[index] = png_encoder.compress(lines)
-        self.cache.put(self.bands[index].key, piece)
+            piece = self._slots[index] = png_encoder.compress(lines)
+            self.cache.put(self.bands[index].key, piece)
 
     def pieces(self) -> list[Piece]:
-        """Every piece, in order. Those the other threads have not begun are compressed here
-        rather than waited for (from the last: they take from the first), so that a render
-        is never slower for handing pieces over when no other core is free."""
+        """Every piece, in order; those handed over taken from the last (the other threads
+        take from the first)."""
         for index in reversed(range(len(self._slots))):
             slot = self._slots[index]
-            if isinstance(slot, tuple) and slot[0].cancel():
-                self._here(index, slot[1])
+            if isinstance(slot, png_encoder.Compressing):
+                piece = self._slots[index] = slot.piece()
+                self.cache.put(self.bands[index].key, piece)
         done = []
         for band, slot in zip(self.bands, self._slots, strict=True):
-            if isinstance(slot, tuple):
-                piece = slot[0].result()
-                self.cache.put(band.key, piece)
-            elif slot is None:
+            if not isinstance(slot, Piece):
                 raise RuntimeError(f"band {band.top}-{band.bottom} was neither kept nor drawn")
-            else:
-                piece = slot
-            done.append(piece)
+            done.append(slot)
         return done
 
 

@@ -13,9 +13,13 @@ deflate stream ended by a sync flush, joined into one zlib stream by `assemble`.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
+import threading
 import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +94,48 @@ def encode_piece(surface: Any) -> Piece:
     return compress(surface_lines(surface))
 
 
+def packers() -> ThreadPoolExecutor:
+    """The threads that compress pieces, shared by every render, started when first needed."""
+    global _packers
+    with _packers_lock:
+        if _packers is None:
+            _packers = ThreadPoolExecutor(PACK_THREADS, thread_name_prefix="deflate")
+        return _packers
+
+
+class Compressing:
+    """Scanlines being compressed in `packers()`, while the thread that handed them over goes
+    on drawing. `piece` compresses them in the asking thread if no other has begun, rather
+    than wait: a render is never slower for handing pieces over when no other core is free."""
+
+    def __init__(self, lines: bytes) -> None:
+        self.lines = lines
+        self.future = packers().submit(compress, lines)
+
+    def piece(self) -> Piece:
+        if self.future.cancel():
+            return compress(self.lines)
+        return self.future.result()
+
+
+def compress_all(pieces: Sequence[bytes]) -> list[Piece]:
+    """Scanlines compressed piece by piece, in `packers()` and in this thread at once."""
+    handed = [Compressing(lines) for lines in pieces[1:]]
+    first = compress(pieces[0]) if pieces else None
+    # From the last: the other threads take from the first.
+    done = [handing.piece() for handing in reversed(handed)][::-1]
+    return [first, *done] if first is not None else done
+
+
+# Pieces are compressed in other threads while the render's thread draws on (zlib lets go of
+# the GIL), as many as there are cores, up to a few.
+PACK_THREADS = max(1, min(4, os.cpu_count() or 1))
+_packers: ThreadPoolExecutor | None = None
+_packers_lock = threading.Lock()
+# Rows of a piece of a picture encoded whole: pieces small enough to share among threads,
+# large enough that their overhead (a compressor each, a flush) stays small.
+ENCODE_ROWS = 64
+
 # A zlib stream's header (deflate, 32 KiB window, fastest level) and its last, empty block.
 _ZLIB_HEADER = b"\x78\x01"
 _FINAL_BLOCK = b"\x03\x00"
@@ -112,9 +158,13 @@ def assemble(width: int, height: int, pieces: list[Piece]) -> bytes:
 
 
 def encode(surface: Any) -> bytes:
-    """PNG bytes of an ARGB32 surface, every pixel opaque, drawn with `surface_rgb` colours."""
+    """PNG bytes of an ARGB32 surface, every pixel opaque, drawn with `surface_rgb` colours,
+    compressed in pieces of ENCODE_ROWS rows in several threads."""
     if not DIRECT:
         out = io.BytesIO()
         surface.write_to_png(out)
         return out.getvalue()
-    return assemble(surface.get_width(), surface.get_height(), [encode_piece(surface)])
+    height = surface.get_height()
+    lines = [surface_lines(surface, top, min(height, top + ENCODE_ROWS))
+             for top in range(0, max(height, 1), ENCODE_ROWS)]
+    return assemble(surface.get_width(), height, compress_all(lines))
