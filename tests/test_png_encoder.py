@@ -70,10 +70,36 @@ def test_pieces_no_other_thread_has_begun_are_compressed_by_the_asker(
     monkeypatch.setattr(png_encoder, "packers", lambda: packers)
     lines = b"\x00" + bytes(range(256)) * 4
     began = time.monotonic()
-    piece = png_encoder.Compressing(lines).piece()
+    piece, elsewhere_s = png_encoder.Compressing(lines).piece()
     waited = time.monotonic() - began
     busy.set()
     packers.shutdown()
     assert waited < 2
+    assert elsewhere_s == 0.0
     assert zlib.decompressobj(-15).decompress(piece.data) == lines
     assert piece.adler == zlib.adler32(lines)
+
+
+def test_pieces_stay_in_the_drawing_thread_while_handing_over_does_not_pay() -> None:
+    helpers = png_encoder.Helpers()
+    assert helpers.wanted()  # hopeful at first
+    for _ in range(3):
+        helpers.measured(cpu=0.010, wall=0.010)  # the helping threads ran on no other core
+    asked = [helpers.wanted() for _ in range(2 * png_encoder.PROBE_EVERY)]
+    assert asked.count(True) == 2  # measured again every PROBE_EVERY pictures
+    for _ in range(3):
+        helpers.measured(cpu=0.018, wall=0.010)
+    assert helpers.wanted()
+
+
+def test_a_pack_compresses_here_when_told_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    helpers = png_encoder.Helpers()
+    helpers.parallelism = 1.0
+    monkeypatch.setattr(png_encoder, "HELPERS", helpers)
+    pack = png_encoder.Pack(10)
+    assert not pack.elsewhere
+    lines = [b"\x00" + bytes([value]) * 400 for value in range(10)]
+    for each in lines:
+        pack.add(each)
+    pieces = pack.pieces()
+    assert [zlib.decompressobj(-15).decompress(piece.data) for piece in pieces] == lines

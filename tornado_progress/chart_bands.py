@@ -34,11 +34,6 @@ from .text_draw import Pen, new_pen
 # About this many device rows to a band: small enough that one change redraws and compresses
 # little, large enough that the pieces' overhead (a compressor each, a flush) stays small.
 BAND_PX = 32
-# Fewer pieces than this to compress in a render are compressed in its own thread, which costs
-# less than handing them over to other threads (png_encoder.Compressing).
-PACK_ELSEWHERE = 3
-
-
 class PieceCache:
     """Compressed bands by what they show, least recently used out first, within a byte
     budget; shared by the render threads (hence the lock)."""
@@ -84,38 +79,33 @@ class Band:
 
 
 class Packing:
-    """The pieces of one picture: those kept, and those being compressed, in its own thread
-    or in other threads (`elsewhere`); `pieces` waits for them and keeps the new ones."""
+    """The pieces of one picture: those kept, and those drawn now, compressed by a
+    png_encoder.Pack (in other threads or this one); `pieces` keeps the new ones."""
 
-    def __init__(self, bands: Sequence[Band], cache: PieceCache, elsewhere: bool) -> None:
+    def __init__(self, bands: Sequence[Band], cache: PieceCache, drawn: int) -> None:
         self.bands = bands
         self.cache = cache
-        self.elsewhere = elsewhere
-        self._slots: list[Piece | png_encoder.Compressing | None] = [None] * len(bands)
+        self._pack = png_encoder.Pack(drawn)
+        self._slots: list[Piece | int | None] = [None] * len(bands)  # int: in the pack
 
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
     def pack(self, index: int, lines: bytes) -> None:
-        if self.elsewhere:
-            self._slots[index] = png_encoder.Compressing(lines)
-        else:
-            piece = self._slots[index] = png_encoder.compress(lines)
-            self.cache.put(self.bands[index].key, piece)
+        self._slots[index] = self._pack.add(lines)
 
     def pieces(self) -> list[Piece]:
-        """Every piece, in order; those handed over taken from the last (the other threads
-        take from the first)."""
-        for index in reversed(range(len(self._slots))):
-            slot = self._slots[index]
-            if isinstance(slot, png_encoder.Compressing):
-                piece = self._slots[index] = slot.piece()
-                self.cache.put(self.bands[index].key, piece)
+        packed = self._pack.pieces()
         done = []
         for band, slot in zip(self.bands, self._slots, strict=True):
-            if not isinstance(slot, Piece):
+            if isinstance(slot, int):
+                piece = packed[slot]
+                self.cache.put(band.key, piece)
+            elif slot is None:
                 raise RuntimeError(f"band {band.top}-{band.bottom} was neither kept nor drawn")
-            done.append(slot)
+            else:
+                piece = slot
+            done.append(piece)
         return done
 
 
@@ -168,7 +158,7 @@ def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence
                           (how, lay, top, bottom, tuple(keys[max(0, low):min(count, high)]))))
     found = [cache.get(band.key) for band in bands]
     missing = {index for index, piece in enumerate(found) if piece is None}
-    packing = Packing(bands, cache, len(missing) >= PACK_ELSEWHERE)
+    packing = Packing(bands, cache, len(missing))
     for index, piece in enumerate(found):
         if piece is not None:
             packing.keep(index, piece)

@@ -17,8 +17,8 @@ import os
 import struct
 import sys
 import threading
+import time
 import zlib
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -103,33 +103,98 @@ def packers() -> ThreadPoolExecutor:
         return _packers
 
 
+def _compress_timed(lines: bytes) -> tuple[Piece, float]:
+    began = time.thread_time()
+    piece = compress(lines)
+    return piece, time.thread_time() - began
+
+
 class Compressing:
     """Scanlines being compressed in `packers()`, while the thread that handed them over goes
     on drawing. `piece` compresses them in the asking thread if no other has begun, rather
-    than wait: a render is never slower for handing pieces over when no other core is free."""
+    than wait; with the CPU seconds another thread spent on them."""
 
     def __init__(self, lines: bytes) -> None:
         self.lines = lines
-        self.future = packers().submit(compress, lines)
+        self.future = packers().submit(_compress_timed, lines)
 
-    def piece(self) -> Piece:
+    def piece(self) -> tuple[Piece, float]:
         if self.future.cancel():
-            return compress(self.lines)
+            return compress(self.lines), 0.0
         return self.future.result()
 
 
-def compress_all(pieces: Sequence[bytes]) -> list[Piece]:
-    """Scanlines compressed piece by piece, in `packers()` and in this thread at once."""
-    handed = [Compressing(lines) for lines in pieces[1:]]
-    first = compress(pieces[0]) if pieces else None
-    # From the last: the other threads take from the first.
-    done = [handing.piece() for handing in reversed(handed)][::-1]
-    return [first, *done] if first is not None else done
+class Helpers:
+    """Whether handing pieces to other threads has been making pictures faster. It does when
+    another core is free; on a machine whose cores are busy it only costs (the threads take
+    turns on one core, each losing the other's cache). Measured on the pictures handed over:
+    the CPU seconds of the drawing thread and of the compressing threads for that picture
+    over its wall-clock seconds; when that stays low, pieces are compressed where they are
+    drawn, and handed over again every PROBE_EVERY pictures to measure anew."""
+
+    def __init__(self) -> None:
+        self.parallelism = 2.0  # hopeful until measured
+        self.declined = 0  # pictures not handed over since the last measure
+        self._lock = threading.Lock()
+
+    def wanted(self) -> bool:
+        with self._lock:
+            if self.parallelism >= PARALLEL_WORTH:
+                return True
+            self.declined += 1
+            if self.declined < PROBE_EVERY:
+                return False
+            self.declined = 0
+            return True
+
+    def measured(self, cpu: float, wall: float) -> None:
+        with self._lock:
+            self.parallelism = (self.parallelism + cpu / max(wall, 1e-9)) / 2
+
+
+HELPERS = Helpers()
+
+
+class Pack:
+    """The pieces of one picture, compressed in the order added: in other threads while this
+    one draws on, when there are at least PACK_ELSEWHERE of them and HELPERS finds that it
+    pays, else here and now."""
+
+    def __init__(self, expected: int) -> None:
+        self.elsewhere = expected >= PACK_ELSEWHERE and HELPERS.wanted()
+        self._began = time.perf_counter()
+        self._cpu_began = time.thread_time()
+        self._slots: list[Piece | Compressing] = []
+
+    def add(self, lines: bytes) -> int:
+        """Hands over scanlines; the index of their piece in `pieces()`."""
+        self._slots.append(Compressing(lines) if self.elsewhere else compress(lines))
+        return len(self._slots) - 1
+
+    def pieces(self) -> list[Piece]:
+        """Every piece; those handed over taken from the last (other threads take from the
+        first)."""
+        helped = 0.0
+        for index in reversed(range(len(self._slots))):
+            slot = self._slots[index]
+            if isinstance(slot, Compressing):
+                self._slots[index], spent = slot.piece()
+                helped += spent
+        if self.elsewhere:
+            HELPERS.measured(time.thread_time() - self._cpu_began + helped,
+                             time.perf_counter() - self._began)
+        return [slot for slot in self._slots if isinstance(slot, Piece)]
 
 
 # Pieces are compressed in other threads while the render's thread draws on (zlib lets go of
-# the GIL), as many as there are cores, up to a few.
+# the GIL), as many as there are cores, up to a few; but fewer pieces than PACK_ELSEWHERE are
+# compressed in the drawing thread, which costs less than handing them over.
 PACK_THREADS = max(1, min(4, os.cpu_count() or 1))
+PACK_ELSEWHERE = 3
+# Handing pieces over goes on while pictures handed over kept more than this many cores busy
+# on average (see Helpers), and is tried again after this many pictures without.
+PARALLEL_WORTH = 1.25
+PROBE_EVERY = 8
 _packers: ThreadPoolExecutor | None = None
 _packers_lock = threading.Lock()
 # Rows of a piece of a picture encoded whole: pieces small enough to share among threads,
@@ -165,6 +230,8 @@ def encode(surface: Any) -> bytes:
         surface.write_to_png(out)
         return out.getvalue()
     height = surface.get_height()
-    lines = [surface_lines(surface, top, min(height, top + ENCODE_ROWS))
-             for top in range(0, max(height, 1), ENCODE_ROWS)]
-    return assemble(surface.get_width(), height, compress_all(lines))
+    tops = range(0, max(height, 1), ENCODE_ROWS)
+    pack = Pack(len(tops))
+    for top in tops:
+        pack.add(surface_lines(surface, top, min(height, top + ENCODE_ROWS)))
+    return assemble(surface.get_width(), height, pack.pieces())
