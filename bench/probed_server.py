@@ -5,10 +5,13 @@ Run: `python -m bench.probed_server --probe-port Q [any option of python -m torn
 The product runs unchanged. Beside it, on the same event loop, a tiny second Tornado app on
 127.0.0.1:Q answers the benchmark:
 
-- `POST /probe/start?period=0.001` starts a stall probe: a periodic callback that records how
-  late it wakes (the event-loop lag); `POST /probe/stop` stops it and answers its figures
-  (worst, p99, p50 in ms, samples). The probe is off unless started, so it costs nothing while
-  throughput is measured.
+- `POST /probe/start?period=0.001[&sample=1]` starts a stall probe: a periodic callback that
+  records how late it wakes (the event-loop lag) and the loop thread's CPU time between two
+  wakes (a stall of its own, not a wait for a core that other processes hold); with
+  `sample=1`, a thread samples what the loop runs while it is late. `POST /probe/stop` stops
+  it and answers its figures (worst, p99, p50 in ms, CPU worst, samples, garbage collections
+  by generation, stalled-in stacks). The probe is off unless started, so it costs nothing
+  while throughput is measured.
 - `POST /timing/start` records Tornado's own request time (from the request's headers being
   parsed to its last byte being handed to the socket) of every request to the product;
   `POST /timing/stop` answers them as `[[path, status, ms], ...]`. This replaces the product's
@@ -79,6 +82,7 @@ class Probe:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.cpu_samples: list[float] = []  # the loop thread's CPU between two ticks
         self.task: asyncio.Task[None] | None = None
         self.collections: dict[int, list[float]] = {}
         self._collection_start = 0.0
@@ -96,12 +100,15 @@ class Probe:
         while len(self.samples) < MAX_SAMPLES:
             expected = time.perf_counter() + period
             self.heartbeat[0] = expected
+            cpu = time.thread_time()
             await asyncio.sleep(period)
             self.samples.append(time.perf_counter() - expected)
+            self.cpu_samples.append(time.thread_time() - cpu)
 
     def start(self, period: float, sample: bool = False) -> None:
         self.stop()
         self.samples = []
+        self.cpu_samples = []
         self.heartbeat[0] = time.perf_counter() + period
         self.sampler = StallSampler(self.heartbeat) if sample else None
         self.collections = {}
@@ -127,7 +134,8 @@ class Probe:
         if ordered:
             figures.update(samples=len(ordered), worst_ms=1000 * ordered[-1],
                            p99_ms=1000 * ordered[int(0.99 * (len(ordered) - 1))],
-                           p50_ms=1000 * statistics.median(ordered))
+                           p50_ms=1000 * statistics.median(ordered),
+                           cpu_worst_ms=1000 * max(self.cpu_samples, default=0.0))
         return figures
 
 

@@ -163,6 +163,7 @@ def crowd_round(system: System, work: Path, viewers: int, seconds: float) -> dic
             "client_lag_max_ms": figures["client_lag_max_ms"],
             "client_cpu_s": figures["cpu_s"], "connect_s": figures["connect_s"],
             "server_cores": cpu / seconds, "stall_worst_ms": stall["worst_ms"],
+            "stall_cpu_worst_ms": stall.get("cpu_worst_ms"),
             "collections": stall.get("collections"), "stalled_in": stall.get("stalled_in"),
             "others_cores": span.others()}
 
@@ -245,6 +246,7 @@ def wake_round(system: System, work: Path, polls: int) -> dict[str, Any]:
             "update_ms": 1000 * update_s,
             "last_answer_ms": 1000 * (max(woken) - sent) if woken else None,
             "wake_worst_ms": waking["worst_ms"], "wake_p99_ms": waking["p99_ms"],
+            "wake_cpu_worst_ms": waking.get("cpu_worst_ms"),
             "parking_worst_ms": parking["worst_ms"], "connect_s": figures["connect_s"],
             "wake_collections": waking.get("collections"),
             "client_lag_max_ms": figures["client_lag_max_ms"], "others_cores": span.others()}

@@ -5,7 +5,6 @@ while the poll waits is forgotten at once (`client_left`)."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from . import params
 from .bodies import BodyBuilder
@@ -24,7 +23,6 @@ class PollWait:
         self.bodies = bodies
         self.gone = False
         self._parked: tuple[str, asyncio.Future[bool]] | None = None
-        self._woken_at: float | None = None
 
     async def answer(self, arg: ArgReader) -> bytes | None:
         """The poll's body: at once when the job moved past `since`, else at its next change
@@ -39,10 +37,8 @@ class PollWait:
             if behind or job.version == since else None  # else: the whole job, now
         if parked is not None:
             self._parked = (job.key, parked)
-            woken = await parked
+            await parked
             self._parked = None
-            if woken:
-                self._woken_at = time.perf_counter()
             if self.gone:
                 return None
             job = self.store.get(jobid)  # deleted or expired meanwhile: 404
@@ -50,10 +46,7 @@ class PollWait:
         return None if self.gone else body
 
     def answered(self) -> None:
-        """The answer is written: what it cost since the wake teaches the job's pacing."""
-        if self._woken_at is not None:
-            self.waiters.record_answer(time.perf_counter() - self._woken_at)
-            self._woken_at = None
+        """The answer is written (whole rounds teach the pacing now: see longpoll.py)."""
 
     def client_left(self) -> None:
         self.gone = True
