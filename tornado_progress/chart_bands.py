@@ -141,6 +141,8 @@ def zone_keys(chart: ChartInput, counts: dict[str, Any], first_row: Hashable
 
 def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence[str],
                   counts: dict[str, Any], lay: Layout, cache: PieceCache) -> bytes:
+    """The chart as PNG bytes: the header's zones, then bands of `per_band` rows, each taken
+    from `cache` or drawn (missing neighbours in runs) and kept there."""
     scale, count = lay.scale, len(workers)
     per_band = max(1, int(BAND_PX // (lay.row_h * scale)))
     keys = [row_key(worker, state, lay) for worker, state in zip(workers, states, strict=True)]
