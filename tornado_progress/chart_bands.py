@@ -8,8 +8,9 @@ The pixels are those of drawing the whole picture at once. The header's zones ar
 clipped to their own device rows (chart_draw.draw_header), so a zone shows only itself. A run
 of neighbouring bands to draw is drawn on one surface of exactly its device rows, with the rows
 just around it too, so that whatever of a neighbour reaches into a band (a tall glyph) is
-there, in the same order; each band of the run is compressed, in other threads, as soon as the
-rows that reach into it are drawn, while the next ones are drawn.
+there, in the same order; each band of the run is handed over for compressing as soon as the
+rows that reach into it are drawn (png_encoder.Pack: to other threads while the next ones are
+drawn, where another core is free).
 """
 
 from __future__ import annotations
