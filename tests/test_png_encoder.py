@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import threading
-import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 
 import cairo
 import pytest
@@ -60,46 +57,9 @@ def test_a_picture_of_several_pieces_decodes_whole() -> None:
         assert pixel(decoded, 4, y) == palette.COLOURS["failed" if y % 3 else "ok"], y
 
 
-def test_pieces_no_other_thread_has_begun_are_compressed_by_the_asker(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """With every compressing thread busy, asking for a piece compresses it there and then
-    rather than waiting for a thread."""
-    busy = threading.Event()
-    packers = ThreadPoolExecutor(1)
-    packers.submit(busy.wait, 5)
-    monkeypatch.setattr(png_encoder, "packers", lambda: packers)
-    lines = b"\x00" + bytes(range(256)) * 4
-    began = time.monotonic()
-    piece, elsewhere_s = png_encoder.Compressing(lines).piece()
-    waited = time.monotonic() - began
-    busy.set()
-    packers.shutdown()
-    assert waited < 2
-    assert elsewhere_s == 0.0
+def test_a_piece_is_a_raw_deflate_stream_ended_by_a_sync_flush_with_its_adler32() -> None:
+    lines = b"\x00" + bytes(range(256)) * 40
+    piece = png_encoder.compress(lines)
+    assert piece.data.endswith(b"\x00\x00\xff\xff")  # a sync flush: byte-aligned, joinable
     assert zlib.decompressobj(-15).decompress(piece.data) == lines
-    assert piece.adler == zlib.adler32(lines)
-
-
-def test_pieces_stay_in_the_drawing_thread_while_handing_over_does_not_pay() -> None:
-    helpers = png_encoder.Helpers()
-    assert helpers.wanted()  # hopeful at first
-    for _ in range(3):
-        helpers.measured(cpu=0.010, wall=0.010)  # the helping threads ran on no other core
-    asked = [helpers.wanted() for _ in range(2 * png_encoder.PROBE_EVERY)]
-    assert asked.count(True) == 2  # measured again every PROBE_EVERY pictures
-    for _ in range(3):
-        helpers.measured(cpu=0.018, wall=0.010)
-    assert helpers.wanted()
-
-
-def test_a_pack_compresses_here_when_told_to(monkeypatch: pytest.MonkeyPatch) -> None:
-    helpers = png_encoder.Helpers()
-    helpers.parallelism = 1.0
-    monkeypatch.setattr(png_encoder, "HELPERS", helpers)
-    pack = png_encoder.Pack(10)
-    assert not pack.elsewhere
-    lines = [b"\x00" + bytes([value]) * 400 for value in range(10)]
-    for each in lines:
-        pack.add(each)
-    pieces = pack.pieces()
-    assert [zlib.decompressobj(-15).decompress(piece.data) for piece in pieces] == lines
+    assert (piece.adler, piece.length) == (zlib.adler32(lines), len(lines))

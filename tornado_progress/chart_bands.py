@@ -8,9 +8,8 @@ The pixels are those of drawing the whole picture at once. The header's zones ar
 clipped to their own device rows (chart_draw.draw_header), so a zone shows only itself. A run
 of neighbouring bands to draw is drawn on one surface of exactly its device rows, with the rows
 just around it too, so that whatever of a neighbour reaches into a band (a tall glyph) is
-there, in the same order; each band of the run is handed over for compressing as soon as the
-rows that reach into it are drawn (png_encoder.Pack: to other threads while the next ones are
-drawn, where another core is free).
+there, in the same order; each band of the run is compressed as soon as the rows that reach
+into it are drawn.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from .text_draw import Pen, new_pen
 
 # About this many device rows to a band: small enough that one change redraws and compresses
 # little, large enough that the pieces' overhead (a compressor each, a flush) stays small.
-BAND_PX = 32
+BAND_PX = 64
 class PieceCache:
     """Compressed bands by what they show, least recently used out first, within a byte
     budget; shared by the render threads (hence the lock)."""
@@ -80,32 +79,26 @@ class Band:
 
 
 class Packing:
-    """The pieces of one picture: those kept, and those drawn now, compressed by a
-    png_encoder.Pack (in other threads or this one); `pieces` keeps the new ones."""
+    """The pieces of one picture: those kept, and those drawn now, compressed and kept in the
+    cache."""
 
-    def __init__(self, bands: Sequence[Band], cache: PieceCache, drawn: int) -> None:
+    def __init__(self, bands: Sequence[Band], cache: PieceCache) -> None:
         self.bands = bands
         self.cache = cache
-        self._pack = png_encoder.Pack(drawn)
-        self._slots: list[Piece | int | None] = [None] * len(bands)  # int: in the pack
+        self._slots: list[Piece | None] = [None] * len(bands)
 
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
     def pack(self, index: int, lines: bytes) -> None:
-        self._slots[index] = self._pack.add(lines)
+        piece = self._slots[index] = png_encoder.compress(lines)
+        self.cache.put(self.bands[index].key, piece)
 
     def pieces(self) -> list[Piece]:
-        packed = self._pack.pieces()
         done = []
-        for band, slot in zip(self.bands, self._slots, strict=True):
-            if isinstance(slot, int):
-                piece = packed[slot]
-                self.cache.put(band.key, piece)
-            elif slot is None:
+        for band, piece in zip(self.bands, self._slots, strict=True):
+            if piece is None:
                 raise RuntimeError(f"band {band.top}-{band.bottom} was neither kept nor drawn")
-            else:
-                piece = slot
             done.append(piece)
         return done
 
@@ -161,7 +154,7 @@ def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence
                           (how, lay, top, bottom, tuple(keys[max(0, low):min(count, high)]))))
     found = [cache.get(band.key) for band in bands]
     missing = {index for index, piece in enumerate(found) if piece is None}
-    packing = Packing(bands, cache, len(missing))
+    packing = Packing(bands, cache)
     for index, piece in enumerate(found):
         if piece is not None:
             packing.keep(index, piece)
