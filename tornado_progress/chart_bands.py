@@ -34,6 +34,8 @@ from .text_draw import Pen, new_pen
 # About this many device rows to a band: small enough that one change redraws and compresses
 # little, large enough that the pieces' overhead (a compressor each, a flush) stays small.
 BAND_PX = 64
+
+
 class PieceCache:
     """Compressed bands by what they show, least recently used out first, within a byte
     budget; shared by the render threads (hence the lock)."""
