@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
+from typing import Any
 
-from tornado_progress import params
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tornado.escape import parse_qs_bytes
+
+from tornado_progress import params, writes
 from tornado_progress.model import BadParameter
 
 
@@ -142,3 +148,32 @@ def test_a_bad_maxage_is_refused(text: str) -> None:
 def test_a_bad_worker_count_is_refused(text: str) -> None:
     with pytest.raises(BadParameter, match="workers must be a whole number >= 1"):
         params.count("workers", text)
+
+
+QUERY_TEXT = st.text(alphabet=st.sampled_from("ab=&%+;2Fé\x00\x7f \u20ac"), max_size=30)
+
+
+@given(query=QUERY_TEXT | st.binary(max_size=30), fields=st.none() | st.integers(1, 5))
+def test_a_query_parses_as_tornado_parses_it(query: str | bytes, fields: int | None) -> None:
+    """writes.parse_query splits plain queries itself: the same fields, values and errors as
+    Tornado's parse_qs_bytes, whatever the query."""
+    def outcome(parse: Callable[[], dict[str, list[bytes]]]) -> Any:
+        try:
+            return parse()
+        except (ValueError, UnicodeError) as error:
+            return type(error), str(error)
+
+    assert outcome(lambda: writes.parse_query(query, fields)) == outcome(
+        lambda: parse_qs_bytes(query, keep_blank_values=True, max_num_fields=fields))
+
+
+@pytest.mark.parametrize(("query", "parsed"), [
+    ("jobid=j&workid=w&current=1&current=2&&desc=&flag", {
+        "jobid": [b"j"], "workid": [b"w"], "current": [b"1", b"2"], "desc": [b""],
+        "flag": [b""]}),
+    ("desc=a+b%20c%C3%A9&w%3D=1", {"desc": ["a b cé".encode()], "w=": [b"1"]}),
+    (b"desc=\xe9", {"desc": [b"\xe9"]}),
+])
+def test_a_query_keeps_blanks_repeats_and_raw_bytes(query: str | bytes,
+                                                    parsed: dict[str, list[bytes]]) -> None:
+    assert writes.parse_query(query, 1000) == parsed

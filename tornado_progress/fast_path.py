@@ -19,7 +19,6 @@ from http.client import responses
 from typing import Any
 
 from tornado import httputil
-from tornado.escape import parse_qs_bytes
 
 from . import access, request_log, views, writes
 from .bodies import BodyBuilder
@@ -88,8 +87,7 @@ class FastRequest(httputil.HTTPMessageDelegate):
         if len(self.start_line.path) > limit:
             self.refuse(413, writes.too_large(writes.LINE, len(self.start_line.path), limit))
         try:
-            self.query_args = parse_qs_bytes(self.query, keep_blank_values=True,
-                                             max_num_fields=MAX_QUERY_FIELDS)
+            self.query_args = writes.parse_query(self.query, MAX_QUERY_FIELDS)
         except ValueError as error:  # as Tornado: a sentence, and the connection closes
             self.refuse(400, f"the request has too many parameters ({error}); send fewer")
         length = headers.get("Content-Length", "")
