@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient
+from tornado.httputil import HTTPHeaders
 
 from tests.conftest import Fetch, as_json
+from tornado_progress import access
 from tornado_progress.access import TrustedProxies, bearer, parse_networks
 from tornado_progress.config import Settings
 from tornado_progress.limits import Limits
@@ -279,3 +281,12 @@ async def test_secrets_never_reach_the_log(fetch: Fetch, caplog: pytest.LogCaptu
     assert not any("tok-1" in line or "tok-2" in line or "my-secret-key" in line
                    for line in lines)
     assert any("token=***" in line and "key=***" in line for line in lines)
+
+
+def test_a_header_is_read_by_any_case_and_a_missing_one_is_none() -> None:
+    headers = HTTPHeaders({"Origin": "https://a.example", "X-Two": "1"})
+    headers.add("X-Two", "2")
+    assert access.header(headers, "origin") == "https://a.example"
+    assert access.header(headers, "x-two") == "1,2"
+    assert access.header(headers, "Sec-Fetch-Site") is None
+    assert access.header({"Origin": "o"}, "Origin") == "o"

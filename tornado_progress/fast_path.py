@@ -90,7 +90,7 @@ class FastRequest(httputil.HTTPMessageDelegate):
             self.query_args = writes.parse_query(self.query, MAX_QUERY_FIELDS)
         except ValueError as error:  # as Tornado: a sentence, and the connection closes
             self.refuse(400, f"the request has too many parameters ({error}); send fewer")
-        length = headers.get("Content-Length", "")
+        length = access.header(headers, "Content-Length") or ""
         if length.isdigit() and int(length) > limit:
             self.refuse(413, writes.too_large(writes.BODY, int(length), limit))
         return None
@@ -185,11 +185,14 @@ class FastRequest(httputil.HTTPMessageDelegate):
         if self.answered:
             return
         self.answered = True
-        connection: Any = self.request_conn  # an HTTP1Connection; the interface lacks write()
-        # The head is written with the body in one piece, as HTTP1Connection.write_headers would
-        # frame it (see answer_head), without building an HTTPHeaders per answer.
-        connection.write(answer_head(status, len(body), no_store,
-                                     self.connection_header(connection, close)) + body)
+        connection: Any = self.request_conn  # an HTTP1Connection
+        stream = connection.stream
+        if not stream.closed():
+            # The head in one piece with the body, framed as HTTP1Connection.write_headers would
+            # (answer_head), and written as its write() does, without the HTTPHeaders and the
+            # Future per answer; finish() waits for this write before the request ends.
+            connection._pending_write = stream.write(answer_head(
+                status, len(body), no_store, self.connection_header(connection, close)) + body)
         connection.finish()
         if status >= 400:
             self.shared.counters.refusal(self.endpoint, status)
