@@ -12,6 +12,7 @@
   interval says so, instead of a traceback per attempt at full CPU.
 - X-Forwarded-* and X-Real-Ip are believed only from `trusted_proxies`; from anyone else they
   are removed before any handler sees them.
+- Header lines are parsed in one step when they are plainly well-formed (request_head.py).
 - Requests Tornado refuses before a handler runs (malformed header lines, a bad Host, over 1,000
   query fields, a negative Content-Length) get the contract's JSON sentence, not an empty 400.
 """
@@ -39,6 +40,7 @@ from .access import PROXY_HEADERS, TrustedProxies, client_group
 from .config import Settings
 from .connections import Connection, ConnectionTable
 from .fast_path import FastPath
+from .request_head import ServerConnection
 
 log = logging.getLogger("tornado_progress.server")
 
@@ -254,7 +256,7 @@ class ProgressServer(HTTPServer):
                                 read_chunk_size=self.read_chunk_size)
         IOStream.set_nodelay(stream, True)  # for good: SentenceStream.set_nodelay
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
-        server_conn = HTTP1ServerConnection(stream, self.conn_params, context)
+        server_conn = ServerConnection(stream, self.conn_params, context)
         self.table.add(Connection(server_conn, stream, trusted, group))
         self._connections.add(server_conn)
         server_conn.start_serving(self)
