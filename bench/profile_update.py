@@ -6,7 +6,8 @@ py-spy is not a project dependency: install it anywhere outside the project, e.g
 `python3 -m venv /tmp/pyspy && /tmp/pyspy/bin/pip install py-spy`, and pass its path (or have
 it on PATH). Prints the top functions by own time (the frame on top of the stack) with their
 total (inclusive) share, out of the samples in which the server was busy, and the raw
-collapsed stacks' path for a flame graph. With `--viewers`, 100 viewers long-poll meanwhile
+collapsed stacks' path for a flame graph, and the time by layer (Tornado's HTTP code, its
+streams, asyncio, this package). With `--viewers`, 100 viewers long-poll meanwhile
 (scenario 2).
 """
 
@@ -80,7 +81,43 @@ def top(collapsed: Path, count: int, seconds: float) -> str:
         packages[package(frame)] += hits
     lines.append("own time by package: " + ", ".join(
         f"{name} {100 * hits / samples:.0f} %" for name, hits in packages.most_common()))
+    lines.append("own time by layer (the standard library's helpers, such as re, charged to "
+                 "their caller): " + ", ".join(
+                     f"{name} {100 * hits / samples:.0f} %"
+                     for name, hits in layers(collapsed).most_common()))
     return "\n".join(lines)
+
+
+# Layers by the file of a frame: Tornado's HTTP/1.1 code (request_head.py, this package's
+# version of a part of it, included), its streams, its futures and loop, asyncio with the
+# selector, this package. Other files are helpers, charged to their caller.
+LAYERS = (("tornado_progress/request_head.py", "Tornado HTTP"),
+          ("tornado/http1connection.py", "Tornado HTTP"), ("tornado/httputil.py", "Tornado HTTP"),
+          ("tornado/httpserver.py", "Tornado HTTP"), ("tornado/escape.py", "Tornado HTTP"),
+          ("tornado/iostream.py", "Tornado IOStream"), ("tornado/", "Tornado gen/ioloop"),
+          ("asyncio/", "asyncio"), ("selectors.py", "asyncio"),
+          ("tornado_progress/", "tornado_progress"), ("bench/", "bench"))
+
+
+def layer(frames: list[str]) -> str:
+    """The layer of the innermost frame that belongs to one (see LAYERS)."""
+    for frame in reversed(frames):
+        path = shorten(frame).partition("(")[2]
+        for prefix, name in LAYERS:
+            if path.startswith(prefix):
+                return name
+    return "other"
+
+
+def layers(collapsed: Path) -> collections.Counter[str]:
+    """Samples by layer, from py-spy's raw output."""
+    by_layer: collections.Counter[str] = collections.Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        frames = stack.split(";")[1:]
+        if frames and number.isdigit():
+            by_layer[layer(frames)] += int(number)
+    return by_layer
 
 
 def package(frame: str) -> str:
