@@ -114,11 +114,18 @@ async def test_a_kept_alive_connection_keeps_tcp_nodelay(http_server: ProgressSe
             assert connection.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
+POST_UPDATE = (b"POST /progress/update HTTP/1.1\r\nHost: x\r\nContent-Length: 34\r\n"
+               b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+               b"jobid=j&workid=w&current=1&total=2")
+
+
 @pytest.mark.gen_test
-async def test_a_request_without_a_body_sets_no_timer(
-        http_server: ProgressServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fast_path", [True, False], indirect=True, ids=["fast", "handlers"])
+async def test_a_request_that_came_whole_sets_no_timer(
+        http_server: ProgressServer, monkeypatch: pytest.MonkeyPatch, fast_path: bool) -> None:
     """The header and idle timeouts are the connection table's: Tornado, left to itself, sets
-    and cancels a timer for every request's headers (of an hour when given no timeout)."""
+    and cancels a timer for every request's headers (of an hour when given no timeout), and
+    one for a body that it already holds whole."""
     timers = []
 
     def counted(*args: Any, **kwargs: Any) -> Any:
@@ -129,10 +136,20 @@ async def test_a_request_without_a_body_sets_no_timer(
     monkeypatch.setattr(gen, "with_timeout", counted)
     with socket.create_connection(("127.0.0.1", _listening_port(http_server))) as sock:
         sock.settimeout(RECV_TIMEOUT_S)
-        for _ in range(3):
-            sock.sendall(UPDATE)
+        for request in (UPDATE, POST_UPDATE, UPDATE, POST_UPDATE):
+            sock.sendall(request)
             assert (await in_thread(sock.recv, 65536)).startswith(b"HTTP/1.1 200 ")
     assert timers == []
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("settings", [{"body_timeout": 0.3}], indirect=True)
+async def test_a_body_that_does_not_come_is_timed_out(
+        http_server: ProgressServer, store: Store, settings: Settings) -> None:
+    started = time.monotonic()
+    answer = await in_thread(exchange, _listening_port(http_server), POST_UPDATE[:-5])
+    assert answer == b"" and time.monotonic() - started < RECV_TIMEOUT_S
+    assert store.jobs == {}
 
 
 @pytest.mark.gen_test(timeout=30)

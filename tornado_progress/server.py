@@ -3,7 +3,8 @@
 - Timeouts: a new connection has `header_timeout` seconds to send its first request's headers,
   a kept-alive one `idle_timeout` for each later request, a body `body_timeout`. The first two
   are kept by the connection table, checked a few times per timeout, instead of a timer that
-  Tornado would set and cancel for every request.
+  Tornado would set and cancel for every request; a body that came whole with its head is not
+  timed either.
 - Caps on open connections, in all (kept below the open-file limit) and per client address,
   and a deadline for answers that clients do not read (`connections.py` holds the rules); a
   newcomer past a cap with no waiting connection to close gets a canned 503 and is closed,
@@ -28,7 +29,7 @@ import resource
 import socket
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from tornado import httputil
 from tornado.http1connection import HTTP1ServerConnection
@@ -309,6 +310,11 @@ class RequestGate(httputil.HTTPMessageDelegate):
             else:
                 for name in PROXY_HEADERS:
                     headers.pop(name, None)
+        length = headers.get("Content-Length")
+        if length is not None and self.connection is not None and \
+                _body_buffered(self.connection.stream, length):
+            # The body came whole with the head: nothing left to wait for, so no timer.
+            cast(Any, self.request_conn).set_body_timeout(None)
         fast = self.server.fast_path
         if fast is not None and isinstance(start_line, httputil.RequestStartLine):
             self.delegate = fast.delegate_for(start_line, headers, self.request_conn)
@@ -340,6 +346,13 @@ class RequestGate(httputil.HTTPMessageDelegate):
         if self.xheaders:
             self.request_conn.context._unapply_xheaders()  # type: ignore[attr-defined]
             self.xheaders = False
+
+
+def _body_buffered(stream: IOStream, length: str) -> bool:
+    """Whether the stream already holds a whole body of Content-Length `length`. How much it
+    holds is Tornado's to know: read defensively, so that another Tornado keeps the timer."""
+    held = getattr(stream, "_read_buffer_size", 0)
+    return isinstance(held, int) and length.isdigit() and held >= int(length)
 
 
 def _sentence(error: httputil.HTTPInputError) -> str:
