@@ -3,6 +3,7 @@ parser, whatever the lines, and the server's connections use it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -59,3 +60,14 @@ async def test_the_servers_connections_parse_heads_so(
                          headers={"X-Test": "yes"})
     assert answer.code == 200
     assert any("X-Test: yes" in lines for lines in parsed)
+
+
+@pytest.mark.parametrize("blanks", [" " * 64_000, "a" + " " * 64_000, "a " * 32_000,
+                                    " \t" * 32_000])
+def test_a_line_made_to_backtrack_costs_linear_time(blanks: str) -> None:
+    """Blanks that two parts of the expression could both take once made a 64 KB line cost
+    seconds of CPU."""
+    started = time.process_time()
+    with pytest.raises(httputil.HTTPInputError):
+        request_head.parse_header_lines(f"\nHost: x\r\nX:{blanks}\x01\r\n\r\n")
+    assert time.process_time() - started < 0.5
