@@ -4,10 +4,10 @@ server's connections (server.py); any other head is Tornado's to parse, and to r
 Tornado checks each header line on its own, a regular expression for its name and one for its
 value, and its headers look a missing header up through a KeyError raised and caught (for
 Connection and Expect in every request). Here a head whose lines are all `Name: value` CRLF
-lines, names being tokens, values printable ASCII, and no name twice, matches one expression
-and gives the very headers Tornado's parser gives; a head with anything else in it (other
-bytes, bare LF, repeated or malformed lines) goes to Tornado's parser unchanged, which refuses
-what it refuses. The request line stays Tornado's to parse.
+lines, names being tokens, values printable ASCII words (no blank after the last), and no name
+twice, matches one expression and gives the very headers Tornado's parser gives; a head with
+anything else in it (other bytes, bare LF, repeated or malformed lines) goes to Tornado's
+parser unchanged, which refuses what it refuses. The request line stays Tornado's to parse.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from tornado import httputil, iostream
 from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.log import gen_log
 
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]++"
-# A value: visible ASCII words between single or repeated spaces (Tornado strips the blanks
-# around it). Possessive quantifiers only: no backtracking, so any line costs linear time.
-_VALUE = r"[\x21-\x7e]++(?:\x20++[\x21-\x7e]++)*+"
-_LINE = rf"({_TOKEN}):[ \t]*+((?:{_VALUE})?+)[ \t]*+\r\n"
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# A value: visible ASCII words between spaces, after optional blanks (which Tornado strips).
+# Blanks after the value are left to Tornado's parser: no two parts of the expression can take
+# the same characters, so that any line costs linear time.
+_VALUE = r"[\x21-\x7e]+(?: +[\x21-\x7e]+)*"
+_LINE = rf"({_TOKEN}):[ \t]*({_VALUE})?\r\n"
 _LINES = re.compile(_LINE)
 # The header lines as _parse_headers gets them: from the request line's LF to the blank line.
-_BLOCK = re.compile(rf"\n(?:{_LINE})*+\r\n")
+_BLOCK = re.compile(rf"\n(?:{_LINE})*\r\n")
 
 
 class Headers(httputil.HTTPHeaders):
