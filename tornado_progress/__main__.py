@@ -61,10 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds: a job's viewers are answered at most this often; the "
                              "changes in between come in one answer")
     parser.add_argument("--viewer-share", type=_share, default=0.5,
-                        help="the share of the server's time one job's viewers may take: with "
-                             "many viewers their answers come less often (every change still "
-                             "reaches each of them, batched), so that workers' updates keep "
-                             "the rest")
+                        help="the share of the server's time one job's viewers are held to "
+                             "while workers' updates keep it busy (when it has time to spare, "
+                             "they may take what it leaves idle): with many viewers their "
+                             "answers come less often (every change still reaches each of "
+                             "them, batched), so that workers' updates keep the rest")
     parser.add_argument("--max-jobs", type=_positive_int, default=Limits.max_jobs,
                         help="jobs held at once; a create past it answers 429")
     parser.add_argument("--max-workers-per-job", type=_positive_int,
