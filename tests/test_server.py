@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from tornado import gen
 from tornado.httpclient import AsyncHTTPClient
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 
 from tests.conftest import Fetch, as_json
 from tornado_progress.config import Settings
 from tornado_progress.model import Store
-from tornado_progress.server import ProgressServer
+from tornado_progress.server import ProgressServer, SentenceStream
 
 RECV_TIMEOUT_S = 5.0
 UPDATE = b"GET /progress/update?jobid=j&workid=w&current=1&total=2 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -295,3 +297,28 @@ async def test_one_address_holds_at_most_its_share_of_connections(
     finally:
         for sock in half_open:
             sock.close()
+
+
+@pytest.mark.gen_test
+async def test_an_idle_stream_keeps_listening_after_buffering_what_nobody_asked_for() -> None:
+    """A viewer's next poll arrives before the server asks for it: the stream buffers it and
+    stays registered for reads (Tornado's own IOStream stops listening there, and starts
+    again when the poll parks); the poll is then read from the buffer as usual."""
+    async def after_unasked_bytes(kind: type[IOStream]) -> tuple[bool, bytes]:
+        ours, theirs = socket.socketpair()
+        stream = kind(ours)
+        stream.set_close_callback(lambda: None)  # idle, listening for a close
+        theirs.sendall(b"GET /progress/poll HTTP/1.1\r\n\r\n")
+        for _ in range(20):  # loop turns until the stream has read the bytes
+            await asyncio.sleep(0.005)
+            if stream._read_buffer_size:
+                break
+        listening = bool(stream._state is not None and stream._state & IOLoop.READ)
+        request = await stream.read_until(b"\r\n\r\n")
+        stream.close()
+        theirs.close()
+        return listening, request
+
+    assert await after_unasked_bytes(SentenceStream) == (
+        True, b"GET /progress/poll HTTP/1.1\r\n\r\n")
+    assert (await after_unasked_bytes(IOStream))[0] is False  # what the override is for

@@ -171,7 +171,6 @@ class FastRequest(httputil.HTTPMessageDelegate):
             return
         if body is not None:
             self.reply(200, body, no_store=True)
-            self.poll.answered()
 
     def host(self) -> str:
         return self.headers.get("Host") or "127.0.0.1"

@@ -291,7 +291,6 @@ class PollHandler(ApiHandler):
         if body is not None:
             self.set_header("Cache-Control", "no-store")
             self.write_bytes(body)
-            self.wait.answered()
 
     def on_connection_close(self) -> None:
         if self.wait is not None:

@@ -45,9 +45,6 @@ class PollWait:
         body = await self.bodies.poll(job, since, self.store.clock())
         return None if self.gone else body
 
-    def answered(self) -> None:
-        """The answer is written (whole rounds teach the pacing now: see longpoll.py)."""
-
     def client_left(self) -> None:
         self.gone = True
         if self._parked is not None:

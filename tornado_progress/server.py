@@ -97,6 +97,24 @@ class SentenceStream(IOStream):
             data = canned_answer("400 Bad Request", self.problem)
         return super().write(data)
 
+    _handling_events = False
+
+    def _handle_events(self, fd: Any, events: int) -> None:
+        self._handling_events = True
+        try:
+            super()._handle_events(fd, events)
+        finally:
+            self._handling_events = False
+
+    def reading(self) -> bool:
+        """Also True, while the stream handles its socket's events, when it holds bytes that
+        nobody has asked for yet: a viewer's next poll, sent the moment its answer came,
+        before Tornado asks for the next request. Tornado would stop listening for reads there
+        and start again when the poll parks (two system calls and a selector's bookkeeping
+        per poll); so the stream keeps listening, reading on whatever more comes, up to its
+        `max_buffer_size` (then it closes, as for any request too large)."""
+        return super().reading() or (self._handling_events and self._read_buffer_size > 0)
+
     def set_nodelay(self, value: bool) -> None:
         """TCP_NODELAY stays on for the connection's life (set in `ProgressServer._serve`).
         Tornado turns it on when an answer is finished and off before the next request: two
