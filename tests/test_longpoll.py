@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from tornado_progress.longpoll import MAX_SHARE, MIN_SLICE, SLICE, VIEWER_COST_START_S, Waiters
+from tornado_progress.longpoll import (
+    MAX_PACING_S,
+        MIN_SLICE,
+    SLICE,
+    VIEWER_COST_START_S,
+    Waiters,
+)
 
 
 @pytest.mark.gen_test
@@ -109,26 +115,6 @@ async def test_release_all_answers_every_parked_waiter_now() -> None:
     waiters.release_all()  # nobody parked: nothing to do
 
 
-@pytest.mark.gen_test
-async def test_many_viewers_widen_a_jobs_pacing_to_their_share_of_the_loop() -> None:
-    waiters = Waiters(min_interval=0.01, viewer_share=0.5)
-    waiters.viewer_cost = 0.001  # as if each viewer's turn had cost 1 ms
-    loop = asyncio.get_running_loop()
-    few = [waiters.park("few", 30) for _ in range(2)]
-    many = [waiters.park("many", 30) for _ in range(400)]
-    waiters.wake("few")
-    waiters.wake("many")
-    await asyncio.gather(*few, *many)
-    # 2 viewers: the 10 ms minimum; 400 viewers at 1 ms each with half the loop: 0.8 s.
-    assert waiters.held_back("few") and waiters.held_back("many")
-    again = waiters.park("many", 30)
-    waiters.wake("many")
-    started = loop.time()
-    await again
-    assert 0.6 < loop.time() - started < 1.0  # answered at the end of the wider interval
-    assert waiters.interval(100_000) == 10.0  # never past MAX_PACING_S
-
-
 class FakeCpu:
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -162,34 +148,71 @@ async def test_a_viewers_turn_is_learnt_from_whole_rounds() -> None:
     assert 0.0003 < waiters.viewer_cost < 0.0005
 
 
-@pytest.mark.parametrize("busy, viewers, share", [
-    (0.0, 0.0, MAX_SHARE),  # nothing else to do: viewers may take most of the loop
-    (1.0, 0.3, 0.5),  # workers keep the loop busy: viewers are held to their share
-    (0.5, 0.4, 0.8),  # viewers 0.4, others 0.1: 0.4 + 0.5 idle - 0.1 margin
-    (0.8, 0.2, 0.5),  # others 0.6: 0.2 + 0.2 idle - 0.1 is below the share
-])
-def test_viewers_may_take_what_the_rest_leaves_idle_but_never_less_than_their_share(
-        busy: float, viewers: float, share: float) -> None:
-    cpu = FakeCpu()
-    waiters = Waiters(viewer_share=0.5, cpu_clock=cpu)
-    waiters.measure_share(10.0)  # the first window starts
-    assert waiters.share == 0.5
-    cpu.seconds = 0.5 * busy
-    waiters.measure_share(10.5)  # not a whole window yet
-    assert waiters.share == 0.5
-    cpu.seconds = 2 * busy
-    waiters.record_round(2 * viewers, 100)
-    waiters.measure_share(12.0)
-    assert waiters.share == pytest.approx(share)
-    assert waiters.interval(1000) == pytest.approx(1000 * waiters.viewer_cost / share)
+class LoopCpu:
+    """The loop thread's CPU clock as a test wants it: running with the loop's clock while
+    `busy` (every moment spent working), standing still otherwise, plus `extra` seconds."""
+
+    def __init__(self) -> None:
+        self.busy = True
+        self.extra = 0.0
+        self._last = asyncio.get_running_loop().time()
+        self._seconds = 0.0
+
+    def __call__(self) -> float:
+        now = asyncio.get_running_loop().time()
+        if self.busy:
+            self._seconds += now - self._last
+        self._last = now
+        return self._seconds + self.extra
 
 
-def test_a_share_asked_above_the_most_is_kept() -> None:
-    cpu = FakeCpu()
-    waiters = Waiters(viewer_share=1.0, cpu_clock=cpu)
-    waiters.measure_share(0.0)
-    waiters.measure_share(2.0)
-    assert waiters.share == 1.0
+async def dear_round_then_a_change(waiters: Waiters, cpu: LoopCpu) -> float:
+    """A round of 400 viewers that costs the loop 0.4 s, a viewer back behind it, and how long
+    from the round's end until that viewer is answered."""
+    loop = asyncio.get_running_loop()
+    many = [waiters.park("many", 30) for _ in range(400)]
+
+    def dear() -> None:
+        cpu.extra += 0.4
+
+    loop.call_soon(dear)
+    waiters.wake("many")
+    behind = waiters.park("many", 30)  # during the round: waits for the pause's end
+    waiters.wake("many")
+    await asyncio.gather(*many)
+    await asyncio.sleep(0)  # the round's end
+    ended = loop.time()
+    assert waiters.held_back("many") and not behind.done()
+    await behind
+    return loop.time() - ended
+
+
+@pytest.mark.gen_test
+async def test_a_dear_round_is_followed_by_a_pause_that_keeps_it_to_its_share() -> None:
+    cpu = LoopCpu()  # the rest of the server keeps the loop busy
+    waiters = Waiters(min_interval=0.01, viewer_share=0.5, cpu_clock=cpu)
+    # Half the loop for viewers: a pause as long as the round, 0.4 s.
+    assert 0.35 < await dear_round_then_a_change(waiters, cpu) < 0.6
+    assert waiters.pause(0.4) == pytest.approx(0.4)
+    assert waiters.pause(100.0) == MAX_PACING_S  # never longer
+
+
+@pytest.mark.gen_test
+async def test_a_pause_ends_early_when_the_rest_leaves_the_loop_idle() -> None:
+    cpu = LoopCpu()
+    cpu.busy = False  # nobody else wants the loop
+    waiters = Waiters(min_interval=0.01, viewer_share=0.5, cpu_clock=cpu)
+    assert await dear_round_then_a_change(waiters, cpu) < 0.1
+    # A cheap round still waits for min_interval after it began.
+    waiters = Waiters(min_interval=0.2, viewer_share=0.5, cpu_clock=cpu)
+    first = waiters.park("few", 30)
+    waiters.wake("few")
+    await first
+    began = asyncio.get_running_loop().time()
+    second = waiters.park("few", 30)
+    waiters.wake("few")
+    await second
+    assert asyncio.get_running_loop().time() - began > 0.15
 
 
 def test_a_slice_holds_a_few_milliseconds_of_viewers_turns() -> None:

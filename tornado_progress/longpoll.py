@@ -10,16 +10,15 @@ seconds, else at the end of that interval, with every change in between in one a
 updated by a thousand workers would otherwise send each viewer a thousand answers a second,
 more than any person can read, and each answer costs the server a whole request.
 
-Bounded share: a job's interval also widens with its viewers, so that answering them takes at
-most a share of the event loop's time. What a viewer costs is learnt from whole rounds
-(`record_round`): the loop thread's CPU time from a wake to its last answer written, which
-holds the answers, the viewers' next polls read and parked meanwhile, and whatever else the
-loop had to do (time the system gave other processes is left out). The share
-is work-conserving: viewers may take what the rest of the server leaves idle, less a margin
-(MAX_SHARE at most), and never less than `viewer_share` (option --viewer-share), which is what
-they are held to while workers' updates keep the loop busy. The loop's business is measured
-over windows of about WINDOW_S, from its own thread's CPU time. Every viewer still gets every
-change, in fewer, bigger answers, and the workers' updates keep the rest.
+Bounded share: a round of answers (a wake, its slices, its last answer written) is followed by
+a pause long enough that the round took at most `viewer_share` of the loop's time (option
+--viewer-share), measured on that very round: the loop thread's CPU time over it, which holds
+the answers, the viewers' next polls read and parked meanwhile, and whatever else the loop had
+to do (time the system gave other processes is left out). So the more viewers, the rarer their
+answers; changes meanwhile wait for the pause's end, in one answer. The pause is for the rest
+of the server: it ends early when the rest leaves the loop idle (looked at every
+PAUSE_CHECK_S), so viewers are held to their share only while workers' updates keep the loop
+busy. Every viewer still gets every change, in fewer, bigger answers.
 
 Spreading: a job with thousands of viewers is answered a slice of waiters at a time, each slice
 in one go, with the next slice scheduled behind whatever else is ready, so that workers' updates
@@ -31,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # Pacing records kept before the old ones are swept (jobs long since quiet).
 _LAST_WAKE_SWEEP = 4096
@@ -45,16 +45,48 @@ SLICE_BUDGET_S = 0.004
 MAX_PACING_S = 10.0
 # What one viewer's turn costs the loop (its answer, its next poll, and its part of what else
 # the loop did meanwhile) until rounds have told (seconds), and how fast the learnt figure
-# follows new rounds.
+# follows new rounds: it sizes the slices.
 VIEWER_COST_START_S = 300e-6
 ROUND_WEIGHT = 0.25
-# The most of the loop that viewers may take when the rest leaves it idle, the idle time kept
-# free for whatever comes, and the window over which the loop's business is measured (s).
-MAX_SHARE = 0.9
-IDLE_MARGIN = 0.1
-WINDOW_S = 1.0
+# How often a pause looks whether the rest of the server uses the loop (s), and below what
+# share of the loop's time since the pause began it ends the pause.
+PAUSE_CHECK_S = 0.01
+IDLE_BUSY = 0.5
 
 Waiter = asyncio.Future[bool]
+
+
+@dataclass
+class Pause:
+    """The pause after a job's round: since when (by the loop's clock and its thread's CPU
+    clock), the earliest it may end (min_interval after the round began), and when it ends
+    anyway."""
+
+    started: float
+    cpu_started: float
+    earliest: float
+    due: float
+
+    def over(self, now: float, cpu: float) -> bool:
+        """Past its due time, or past its earliest with the loop mostly idle since it began."""
+        if now >= self.due:
+            return True
+        return now >= self.earliest and now > self.started and \
+            (cpu - self.cpu_started) / (now - self.started) < IDLE_BUSY
+
+    def next_look(self, now: float) -> float:
+        return min(self.due, max(self.earliest, now + PAUSE_CHECK_S))
+
+
+@dataclass
+class Round:
+    """One wake of a job's waiters, answered slice by slice: when it started, by the loop's
+    clock and its thread's CPU clock."""
+
+    key: str
+    waiters: list[Waiter]
+    started: float
+    cpu_started: float
 
 
 class Waiters:
@@ -63,38 +95,48 @@ class Waiters:
         self.min_interval = min_interval
         self.viewer_share = viewer_share
         self.viewer_cost = VIEWER_COST_START_S
-        self.share = viewer_share  # what viewers may take now: see measure_share
         self.cpu_clock = cpu_clock
-        self._window: tuple[float, float] | None = None  # its start: loop time, CPU time
-        self._viewer_seconds = 0.0  # rounds ended in the window
         self.closing = False  # stopping: every poll is answered at once
         self._by_job: dict[str, dict[Waiter, asyncio.TimerHandle]] = {}
         # Waiters of a wake still being spread over slices, of any job: they still count, and
         # a client leaving meanwhile is discarded from here.
         self._answering: dict[Waiter, asyncio.TimerHandle] = {}
-        # When each recently answered job may be answered again: its last answer's time plus
-        # the interval its viewers then called for.
-        self._not_before: dict[str, float] = {}
+        # Jobs whose round is under way, each with whether it changed meanwhile; and jobs in
+        # the pause after their last round.
+        self._in_round: dict[str, bool] = {}
+        self._paused: dict[str, Pause] = {}
         self._scheduled: dict[str, asyncio.TimerHandle] = {}
         self.count = 0
 
     def wake(self, key: str) -> None:
-        """Job `key` changed: answer its waiters now, or at the end of its pacing interval."""
+        """Job `key` changed: answer its waiters now, or once its round and the pause after
+        it are over."""
         if key not in self._by_job or key in self._scheduled:
             return
+        if key in self._in_round:
+            self._in_round[key] = True
+            return
+        self._end_pause(key)
+
+    def _end_pause(self, key: str) -> None:
+        """Answers job `key`'s waiters if its pause is over (or no longer needed), else looks
+        again later."""
+        self._scheduled.pop(key, None)
+        pause = self._paused.get(key)
         loop = asyncio.get_running_loop()
-        due = self._not_before.get(key, 0.0)
         now = loop.time()
-        if now >= due:
+        if pause is None or pause.over(now, self.cpu_clock()):
             self._answer(key)
         else:
-            self._scheduled[key] = loop.call_at(due, self._answer, key)
+            self._scheduled[key] = loop.call_at(pause.next_look(now), self._end_pause, key)
 
     def held_back(self, key: str) -> bool:
-        """True while job `key` is inside the pacing interval of its last answer: a viewer that
-        comes back with a cursor already behind then waits for the interval's end, with the
+        """True while job `key`'s round of answers or the pause after it lasts: a viewer that
+        comes back with a cursor already behind then waits for the pause's end, with the
         others, instead of costing an answer of its own."""
-        return asyncio.get_running_loop().time() < self._not_before.get(key, 0.0)
+        pause = self._paused.get(key)
+        return key in self._in_round or (
+            pause is not None and asyncio.get_running_loop().time() < pause.due)
 
     def park_unless_due(self, key: str, behind: bool, timeout: float) -> Waiter | None:
         """A waiter for a viewer of job `key`: one that has seen its current version waits for
@@ -108,33 +150,15 @@ class Waiters:
             self.wake(key)  # answered at the end of the pacing interval
         return parked
 
-    def interval(self, viewers: int) -> float:
-        """The pacing of a job with `viewers`: at least `min_interval`, and long enough that
-        answering them takes at most `share` of the loop (MAX_PACING_S at most)."""
-        shared = viewers * self.viewer_cost / self.share
-        return min(max(self.min_interval, shared), max(self.min_interval, MAX_PACING_S))
+    def pause(self, seconds: float) -> float:
+        """The pause after a round that took `seconds` of the loop, so that it took at most
+        `viewer_share` of it (MAX_PACING_S at most)."""
+        return min(MAX_PACING_S, seconds * (1.0 / self.viewer_share - 1.0))
 
     def record_round(self, seconds: float, viewers: int) -> None:
         """A round of `viewers` answers took `seconds` of the loop's CPU time from its wake to
-        its last answer: it paces the rounds to come and sizes their slices."""
+        its last answer: it sizes the slices to come, and counts as viewers' time."""
         self.viewer_cost += ROUND_WEIGHT * (seconds / viewers - self.viewer_cost)
-        self._viewer_seconds += seconds
-
-    def measure_share(self, now: float) -> None:
-        """Once a window has passed: the share viewers may take from now on is what they took
-        in it plus what the loop left idle, less IDLE_MARGIN, between `viewer_share` and
-        MAX_SHARE."""
-        cpu = self.cpu_clock()
-        if self._window is None:
-            self._window = (now, cpu)
-            return
-        started, cpu_started = self._window
-        if now - started < WINDOW_S:
-            return
-        idle = max(0.0, 1.0 - (cpu - cpu_started) / (now - started))
-        viewers = min(1.0, self._viewer_seconds / (now - started))
-        self.share = max(self.viewer_share, min(MAX_SHARE, viewers + idle - IDLE_MARGIN))
-        self._window, self._viewer_seconds = (now, cpu), 0.0
 
     def _answer(self, key: str) -> None:
         """Answers the waiters parked on job `key` so far; one parking from now on waits for
@@ -144,33 +168,41 @@ class Waiters:
         if waiters is None:
             return
         now = asyncio.get_running_loop().time()
-        self.measure_share(now)
-        pacing = self.interval(len(waiters))
-        if pacing > 0:
-            if len(self._not_before) >= _LAST_WAKE_SWEEP:  # jobs long since quiet go
-                self._not_before = {k: t for k, t in self._not_before.items() if t > now}
-            self._not_before[key] = now + pacing
+        self._paused.pop(key, None)
+        self._in_round[key] = False
         self._answering.update(waiters)
-        self._answer_slice(list(waiters), 0, self.cpu_clock())
+        self._answer_slice(Round(key, list(waiters), now, self.cpu_clock()), 0)
 
     def slice_size(self) -> int:
         return max(MIN_SLICE, min(SLICE, int(SLICE_BUDGET_S / self.viewer_cost)))
 
-    def _answer_slice(self, futures: list[Waiter], start: int, cpu_woken: float) -> None:
-        """Answers a slice of `futures` from `start`, skipping any discarded meanwhile, and
-        schedules the next slice behind the callbacks (and I/O) already waiting; after the
-        last one, the round's end, behind its answers, which are written in the next turn."""
+    def _answer_slice(self, round_: Round, start: int) -> None:
+        """Answers a slice of the round's waiters from `start`, skipping any discarded
+        meanwhile, and schedules the next slice behind the callbacks (and I/O) already
+        waiting; after the last one, the round's end, behind its answers, which are written in
+        the next turn."""
         end = start + self.slice_size()
-        for future in futures[start:end]:
+        for future in round_.waiters[start:end]:
             self._resolve(self._answering, future, True)
         loop = asyncio.get_running_loop()
-        if end < len(futures):
-            loop.call_soon(self._answer_slice, futures, end, cpu_woken)
+        if end < len(round_.waiters):
+            loop.call_soon(self._answer_slice, round_, end)
         else:
-            loop.call_soon(self._round_done, cpu_woken, len(futures))
+            loop.call_soon(self._round_done, round_)
 
-    def _round_done(self, cpu_woken: float, viewers: int) -> None:
-        self.record_round(self.cpu_clock() - cpu_woken, viewers)
+    def _round_done(self, round_: Round) -> None:
+        """The round's cost sets the job's pause; a change meanwhile is answered after it."""
+        seconds = self.cpu_clock() - round_.cpu_started
+        self.record_round(seconds, len(round_.waiters))
+        now = asyncio.get_running_loop().time()
+        if len(self._paused) >= _LAST_WAKE_SWEEP:  # jobs long since quiet go
+            self._paused = {k: p for k, p in self._paused.items() if p.due > now}
+        self._paused[round_.key] = Pause(now, self.cpu_clock(),
+                                         round_.started + self.min_interval,
+                                         max(round_.started + self.min_interval,
+                                             now + self.pause(seconds)))
+        if self._in_round.pop(round_.key, False):
+            self.wake(round_.key)
 
     def _resolve(self, waiters: dict[Waiter, asyncio.TimerHandle], future: Waiter,
                  result: bool) -> bool:
