@@ -308,7 +308,7 @@ async def test_a_failure_that_is_not_an_os_error_sets_the_error_too(
     def overflow(*args: object) -> None:
         raise OverflowError("Integer value out of range")
 
-    monkeypatch.setattr(snapshots, "write_stream", overflow)
+    monkeypatch.setattr(snapshots, "pack_pieces", overflow)
     assert await snapshotter.save() is None
     assert snapshotter.error == (f"cannot write snapshots in {tmp_path}: OverflowError: "
                                  "Integer value out of range")

@@ -17,7 +17,7 @@ import msgpack
 import pytest
 
 from tests.conftest import FakeClock
-from tornado_progress import snapshot_format
+from tornado_progress import snapshot_format, snapshots
 from tornado_progress.limits import Limits
 from tornado_progress.model import Store
 from tornado_progress.snapshot_format import SnapshotError, read_stream
@@ -457,3 +457,45 @@ def test_workers_are_kept_in_version_order_for_poll_deltas(clock: FakeClock,
     assert list(job.workers) == ["early", "middle", "late"]
     changed = job.changed_since(V - 6)
     assert changed is not None and [w.workid for w in changed] == ["late", "middle"]
+
+
+@pytest.mark.gen_test
+async def test_packing_hands_the_loop_back_between_chunks(
+        clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot's pieces are packed on the loop a few at a time, whatever else waits running
+    in between: twenty pieces of 0.5 ms each let a ticker run at least five times before the
+    bytes go to the writing thread."""
+    store = filled_store(clock)
+    snapshotter = Snapshotter(store, tmp_path)
+    snapshotter.saved_version = -1
+    real = snapshot_format.pack_pieces
+
+    def slow_pieces(*args: Any) -> Any:
+        yield from real(*args)
+        for _ in range(20):
+            time.sleep(0.0005)
+            yield b""
+
+    turns: list[int] = []
+    ticks = [0]
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    write_pieces = snapshotter._write_pieces
+
+    def recorded(pieces: list[bytes], version: int) -> Path:
+        turns.append(ticks[0])
+        return write_pieces(pieces, version)
+
+    monkeypatch.setattr(snapshots, "pack_pieces", slow_pieces)
+    monkeypatch.setattr(snapshotter, "_write_pieces", recorded)
+    running = asyncio.ensure_future(ticker())
+    try:
+        path = await snapshotter.save()
+    finally:
+        running.cancel()
+    assert path is not None and path.exists()
+    assert turns and turns[0] >= 5

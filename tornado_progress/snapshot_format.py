@@ -2,8 +2,8 @@
 back trusting nothing.
 
 A snapshot file is a stream of msgpack objects: a header map, then for each job a record
-followed by its workers in chunks, then a trailer map. The writer packs a chunk at a time so
-that, in a thread, it hands the event loop the GIL between chunks. The reader sets msgpack's
+followed by its workers in chunks, then a trailer map. The writer packs a piece at a time, so
+that the event loop may turn to other work between chunks. The reader sets msgpack's
 size limits, so that a damaged length prefix cannot allocate gigabytes, and checks every value
 against what the writer could have written. Files and folders are `snapshots.py`'s.
 """
@@ -11,7 +11,7 @@ against what the writer could have written. Files and folders are `snapshots.py`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import msgpack
@@ -32,8 +32,8 @@ _OWN_DEFAULTS: tuple[Any, ...] = (None, None, None, False, None)
 # Versions count microseconds since 1970; 2**53 lasts until 2255 and every version stays exact
 # as a JSON number. A bigger one in a file would make every later snapshot fail to pack.
 MAX_VERSION = 2**53
-# Workers packed per msgpack call: small enough that the event loop waits at most a few
-# milliseconds for the GIL, large enough that the per-call overhead stays negligible.
+# Workers packed per msgpack call: a fraction of a millisecond of the event loop's time each,
+# large enough that the per-call overhead stays negligible.
 CHUNK = 2048
 # The longest array a reader accepts: a bound against damaged length prefixes, kept apart from
 # CHUNK so that files written with another chunk size still load.
@@ -63,22 +63,30 @@ def copy_state(store: Store) -> list[JobCopy]:
             for job in store.jobs.values()]
 
 
-def write_stream(out: BinaryIO, jobs: list[JobCopy], version: int, saved_at: float) -> None:
-    """Packs a snapshot. A job record is [jobid, desc, created, updated, version, generation,
-    worker count, chunk count, write_key, keep_seconds, expected, metrics, notify]; schema 1
-    ended at the chunk count, schema 2 at the write_key."""
+def pack_pieces(jobs: list[JobCopy], version: int, saved_at: float) -> Iterator[bytes]:
+    """A snapshot, piece by piece (its header, each job's record, each chunk of its workers,
+    the trailer), so that the caller may pause between pieces. A job record is [jobid, desc,
+    created, updated, version, generation, worker count, chunk count, write_key, keep_seconds,
+    expected, metrics, notify]; schema 1 ended at the chunk count, schema 2 at the
+    write_key."""
     packer = msgpack.Packer(use_bin_type=True)
-    out.write(packer.pack({"format": FORMAT, "schema": SCHEMA, "version": version,
-                           "saved_at": saved_at, "jobs": len(jobs)}))
+    yield packer.pack({"format": FORMAT, "schema": SCHEMA, "version": version,
+                       "saved_at": saved_at, "jobs": len(jobs)})
     for job in jobs:
         jobid, desc, created, updated, job_version, generation, workers = job[:7]
         own = job[7:] if len(job) > 7 else _OWN_DEFAULTS
         chunks = (len(workers) + CHUNK - 1) // CHUNK
-        out.write(packer.pack([jobid, desc, created, updated, job_version, generation,
-                               len(workers), chunks, *own]))
+        yield packer.pack([jobid, desc, created, updated, job_version, generation,
+                           len(workers), chunks, *own])
         for start in range(0, len(workers), CHUNK):
-            out.write(packer.pack(workers[start:start + CHUNK]))
-    out.write(packer.pack({"end": True, "jobs": len(jobs)}))
+            yield packer.pack(workers[start:start + CHUNK])
+    yield packer.pack({"end": True, "jobs": len(jobs)})
+
+
+def write_stream(out: BinaryIO, jobs: list[JobCopy], version: int, saved_at: float) -> None:
+    """Packs a snapshot into `out`."""
+    for piece in pack_pieces(jobs, version, saved_at):
+        out.write(piece)
 
 
 def _check(condition: bool, what: str) -> None:

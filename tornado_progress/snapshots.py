@@ -1,12 +1,17 @@
 """Snapshot files: the whole state written atomically to a folder, and the newest readable
 file loaded at start (the format itself is `snapshot_format.py`'s).
 
-Writing happens in a thread: the event loop only copies references (workers are immutable
-tuples). Loading trusts nothing in the folder. Only regular files named exactly as the writer
-names them are read, opened so that a FIFO or a device cannot block the start; a file that
-fails any check is set aside under a name that says so, and the next older one is tried. A
-folder that cannot be written is no reason not to start: the server starts from what it can
-read and says "degraded" in health until a snapshot is written.
+Writing: the event loop copies references (workers are immutable tuples), then packs them a
+few chunks at a time, handing itself back between them (PACK_SLICE_S); a thread writes the
+bytes, syncs and renames. Packing in a thread instead would cost requests more: msgpack keeps
+the GIL through each chunk, and the loop, which lets go of it at every socket call, would wait
+for a chunk at each.
+
+Loading trusts nothing in the folder. Only regular files named exactly as the writer names them
+are read, opened so that a FIFO or a device cannot block the start; a file that fails any check
+is set aside under a name that says so, and the next older one is tried. A folder that cannot
+be written is no reason not to start: the server starts from what it can read and says
+"degraded" in health until a snapshot is written.
 """
 
 from __future__ import annotations
@@ -28,18 +33,20 @@ from .snapshot_format import (
     JobCopy,
     SnapshotError,
     copy_state,
+    pack_pieces,
     read_stream,
-    write_stream,
 )
 
 log = logging.getLogger("tornado_progress.snapshots")
+# The longest the event loop packs a snapshot before it turns to whatever else waits (s).
+PACK_SLICE_S = 0.001
 
 PREFIX = "snapshot-"
 SUFFIX = ".msgpack"
 # Exactly the names the writer gives: a stray "snapshot-backup.msgpack" or a hand-made copy must
 # neither win over the numbered files (names sort as versions) nor count when pruning.
 _NAME = re.compile(re.escape(PREFIX) + r"([0-9]{20})" + re.escape(SUFFIX))
-# What `_write` leaves behind when a crash interrupts it (tempfile adds the random middle).
+# What `_write_pieces` leaves behind when a crash interrupts it (tempfile adds the random middle).
 _LEFTOVER = re.compile(r"\." + re.escape(PREFIX) + r"[0-9]{20}" + re.escape(SUFFIX)
                        + r"\.(?:[a-z0-9_]+\.)?tmp")
 KEEP_FILES = 3
@@ -231,8 +238,7 @@ class Snapshotter:
                 return None
             jobs = copy_state(self.store)
             started = time.monotonic()
-            writing = asyncio.get_running_loop().run_in_executor(
-                None, self._write, jobs, version)
+            writing = asyncio.ensure_future(self._pack_and_write(jobs, version))
             try:
                 path = await asyncio.shield(writing)
             except asyncio.CancelledError:
@@ -260,7 +266,22 @@ class Snapshotter:
             self._cannot_write(error)
             log.error("snapshot not written: %s", self.error)
 
+    async def _pack_and_write(self, jobs: list[JobCopy], version: int) -> Path:
+        pieces = []
+        slice_ends = time.perf_counter() + PACK_SLICE_S
+        for piece in pack_pieces(jobs, version, time.time()):
+            pieces.append(piece)
+            if time.perf_counter() > slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + PACK_SLICE_S
+        return await asyncio.get_running_loop().run_in_executor(None, self._write_pieces,
+                                                                pieces, version)
+
     def _write(self, jobs: list[JobCopy], version: int) -> Path:
+        """Packs and writes `jobs` at once, in the calling thread."""
+        return self._write_pieces(list(pack_pieces(jobs, version, time.time())), version)
+
+    def _write_pieces(self, pieces: list[bytes], version: int) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"{PREFIX}{version:020d}{SUFFIX}"
         descriptor, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp",
@@ -268,7 +289,7 @@ class Snapshotter:
         temporary = Path(name)
         try:
             with os.fdopen(descriptor, "wb") as out:
-                write_stream(out, jobs, version, time.time())
+                out.writelines(pieces)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, final)
