@@ -5,6 +5,7 @@ longest-waiting connection, and the back-off when accept() runs out of descripto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -21,7 +22,7 @@ from tornado.iostream import IOStream
 from tests.conftest import Fetch, as_json
 from tornado_progress.config import Settings
 from tornado_progress.model import Store
-from tornado_progress.server import ProgressServer, SentenceStream
+from tornado_progress.server import KEEP_LISTENING_BYTES, ProgressServer, SentenceStream
 
 RECV_TIMEOUT_S = 5.0
 UPDATE = b"GET /progress/update?jobid=j&workid=w&current=1&total=2 HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -322,3 +323,28 @@ async def test_an_idle_stream_keeps_listening_after_buffering_what_nobody_asked_
     assert await after_unasked_bytes(SentenceStream) == (
         True, b"GET /progress/poll HTTP/1.1\r\n\r\n")
     assert (await after_unasked_bytes(IOStream))[0] is False  # what the override is for
+
+
+@pytest.mark.gen_test
+async def test_a_stream_stops_listening_once_it_holds_more_than_a_little_unasked() -> None:
+    """A client that sends far ahead fills the server's buffer no further than a few reads:
+    past KEEP_LISTENING_BYTES the stream stops listening, and TCP holds the client back."""
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    stream = SentenceStream(ours, read_chunk_size=4096)
+    stream.set_close_callback(lambda: None)
+    sent = 0
+    for _ in range(200):
+        with contextlib.suppress(BlockingIOError):
+            sent += theirs.send(b"x" * 4096)
+        await asyncio.sleep(0.002)
+        if stream._state is not None and not stream._state & IOLoop.READ:
+            break
+    assert stream._state is not None and not stream._state & IOLoop.READ
+    held = stream._read_buffer_size
+    assert KEEP_LISTENING_BYTES < held <= KEEP_LISTENING_BYTES + 4096
+    theirs.send(b"y" * 4096)  # waits in the kernel now
+    await asyncio.sleep(0.02)
+    assert stream._read_buffer_size == held and sent == held
+    stream.close()
+    theirs.close()

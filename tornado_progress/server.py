@@ -57,6 +57,8 @@ SWEEP_S = 1.0
 # Looks per header (or idle) timeout, at least: a late connection is closed at most this
 # fraction of its timeout late.
 SWEEPS_PER_TIMEOUT = 4
+# Bytes a stream may hold unasked for while it keeps listening for more (SentenceStream).
+KEEP_LISTENING_BYTES = 16 * 1024
 # Connections accepted per readiness event, as Tornado's own accept handler does.
 ACCEPTS_PER_EVENT = 128
 _NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -97,23 +99,28 @@ class SentenceStream(IOStream):
             data = canned_answer("400 Bad Request", self.problem)
         return super().write(data)
 
-    _handling_events = False
+    _deciding = False  # set between reading an event's bytes and choosing what to listen for
 
     def _handle_events(self, fd: Any, events: int) -> None:
-        self._handling_events = True
         try:
             super()._handle_events(fd, events)
         finally:
-            self._handling_events = False
+            self._deciding = False
+
+    def _handle_read(self) -> None:
+        super()._handle_read()
+        self._deciding = True
 
     def reading(self) -> bool:
-        """Also True, while the stream handles its socket's events, when it holds bytes that
-        nobody has asked for yet: a viewer's next poll, sent the moment its answer came,
-        before Tornado asks for the next request. Tornado would stop listening for reads there
-        and start again when the poll parks (two system calls and a selector's bookkeeping
-        per poll); so the stream keeps listening, reading on whatever more comes, up to its
-        `max_buffer_size` (then it closes, as for any request too large)."""
-        return super().reading() or (self._handling_events and self._read_buffer_size > 0)
+        """Also True, while the stream chooses what to listen for after reading, when it holds
+        a few bytes that nobody has asked for yet: a viewer's next poll, sent the moment its
+        answer came, before Tornado asks for the next request. Tornado would stop listening
+        for reads there and start again when the poll parks (two system calls and a selector's
+        bookkeeping per poll); so the stream keeps listening while it holds up to
+        KEEP_LISTENING_BYTES, and stops, as Tornado does, past that, so that a client sending
+        ahead is held back by TCP instead of filling the server's memory."""
+        return super().reading() or (
+            self._deciding and 0 < self._read_buffer_size <= KEEP_LISTENING_BYTES)
 
     def set_nodelay(self, value: bool) -> None:
         """TCP_NODELAY stays on for the connection's life (set in `ProgressServer._serve`).
