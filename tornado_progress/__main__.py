@@ -225,8 +225,8 @@ async def snapshot_loop(store: Store, snapshotter: Snapshotter, interval: float)
 
 
 async def collection_loop(policy: CollectionPolicy) -> None:
-    """Every TICK_S: the garbage collector's survivors frozen, and a full collection when the
-    heap has grown enough to call for one (see collector.py)."""
+    """Every TICK_S: a full garbage collection if the frozen objects have grown enough to call
+    for one (see collector.py; survivors are frozen as the collector's own passes end)."""
     while True:
         await asyncio.sleep(TICK_S)
         full = policy.tick()
@@ -236,8 +236,8 @@ async def collection_loop(policy: CollectionPolicy) -> None:
 
 
 async def main(settings: Settings) -> None:
-    # The snapshot and render threads hold the GIL between their C calls; the event loop gets
-    # it back after at most this long (Python's default is 5 ms, a long wait for a request).
+    # The render threads hold the GIL between their C calls; the event loop gets it back after
+    # at most this long (Python's default is 5 ms, a long wait for a request).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     store = Store(settings.limits)
     waiters = Waiters(settings.poll_interval, settings.viewer_share)
