@@ -7,8 +7,8 @@
   timed either.
 - Caps on open connections, in all (kept below the open-file limit) and per client address,
   and a deadline for answers that clients do not read (`connections.py` holds the rules); a
-  newcomer past a cap with no waiting connection to close gets a canned 503 and is closed,
-  which costs the server one `send`.
+  newcomer past a cap with no waiting connection to close gets a canned 503 and is closed
+  (lingering.py: so that the client reads the 503 rather than a reset).
 - When `accept()` fails for lack of descriptors, accepting pauses briefly and one log line per
   interval says so, instead of a traceback per attempt at full CPU.
 - X-Forwarded-* and X-Real-Ip are believed only from `trusted_proxies`; from anyone else they
@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import json
@@ -41,6 +40,7 @@ from .access import PROXY_HEADERS, TrustedProxies, client_group
 from .config import Settings
 from .connections import Connection, ConnectionTable
 from .fast_path import FastPath
+from .lingering import Lingering
 from .request_head import ServerConnection
 
 log = logging.getLogger("tornado_progress.server")
@@ -150,6 +150,7 @@ class ProgressServer(HTTPServer):
                                      settings.send_timeout, settings.cache_bytes,
                                      settings.header_timeout, settings.idle_timeout)
         self._refused = self._failed_accepts = 0
+        self.lingering = Lingering()
         self._last_report = 0.0
         self._accepting: dict[int, bool] = {}
         shortest = min(settings.header_timeout, settings.idle_timeout)
@@ -206,6 +207,7 @@ class ProgressServer(HTTPServer):
 
     def stop(self) -> None:
         self._sweeper.stop()
+        self.lingering.close_all()
         super().stop()
 
     def _remove_listener(self, sock: socket.socket) -> None:
@@ -263,13 +265,7 @@ class ProgressServer(HTTPServer):
         if refused_by is not None:
             self._refused += 1
             self._report(f"refusing connections ({refused_by}): all are busy with requests")
-            with contextlib.suppress(OSError):
-                connection.setblocking(False)
-                connection.send(self._refusal(refused_by))
-                # Whatever the client sent already is read, so that closing does not reset
-                # the connection (and lose the refusal) before the client reads it.
-                connection.recv(65536)
-            connection.close()
+            self.lingering.close(connection, self._refusal(refused_by))
             return
         self._serve(connection, address, trusted, group)
 
