@@ -33,14 +33,14 @@ class Lingering:
         with contextlib.suppress(OSError):
             sock.setblocking(False)
             sock.send(answer)
-            with contextlib.suppress(BlockingIOError):
-                sock.recv(65536)  # what the client sent already
             if len(self._sockets) < MAX_LINGERING:
                 sock.shutdown(socket.SHUT_WR)
                 io_loop = IOLoop.current()
                 io_loop.add_handler(sock, lambda _fd, _events: self._drain(sock), IOLoop.READ)
                 self._sockets[sock] = io_loop.call_later(LINGER_S, self._forget, sock)
                 return
+            with contextlib.suppress(BlockingIOError):
+                sock.recv(65536)  # what the client sent already: closing on it would reset
         sock.close()
 
     def _drain(self, sock: socket.socket) -> None:

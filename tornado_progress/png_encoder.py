@@ -87,11 +87,6 @@ def surface_lines(surface: Any, top: int = 0, bottom: int | None = None) -> byte
                      surface.get_stride(), top, end)
 
 
-def encode_piece(surface: Any) -> Piece:
-    """A band of an ARGB32 surface drawn with `surface_rgb` colours, compressed on its own."""
-    return compress(surface_lines(surface))
-
-
 # Rows of a piece of a picture encoded whole (`encode`): its pieces are assembled as bands'
 # are, and pieces this size keep the scanlines copied at a time small.
 ENCODE_ROWS = 64
