@@ -122,18 +122,12 @@ def bearer(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """`headers.get(name)` without the exception that Mapping.get raises and catches for a
-    header the request lacks, as most lack these (Tornado's headers answer `in` without one)."""
-    return headers[name] if name in headers else None  # noqa: SIM401
-
-
 def check_same_site(headers: Mapping[str, str], host: str) -> None:
     """Refuses a write that another site's page made a browser send (an <img> or a form
     pointing at `delete`): browsers say so in Sec-Fetch-Site, or in an Origin that is not ours.
     Scripts, curl and requests send neither header."""
-    site = header(headers, "Sec-Fetch-Site")
-    origin = header(headers, "Origin")
+    site = headers.get("Sec-Fetch-Site")
+    origin = headers.get("Origin")
     if site in _CROSS_SITE:
         raise Forbidden(f"a page of another site asked this browser to change a job "
                         f"(Sec-Fetch-Site: {site}); writes come from scripts or this server's "

@@ -90,7 +90,7 @@ class FastRequest(httputil.HTTPMessageDelegate):
             self.query_args = writes.parse_query(self.query, MAX_QUERY_FIELDS)
         except ValueError as error:  # as Tornado: a sentence, and the connection closes
             self.refuse(400, f"the request has too many parameters ({error}); send fewer")
-        length = access.header(headers, "Content-Length") or ""
+        length = headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:
             self.refuse(413, writes.too_large(writes.BODY, int(length), limit))
         return None
