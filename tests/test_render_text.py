@@ -203,17 +203,43 @@ def test_renders_in_several_threads_match_one_thread() -> None:
     assert together == alone * 3
 
 
+def test_a_threads_shelf_goes_with_the_thread_not_with_the_collector() -> None:
+    """Pango's objects are not thread-safe: a shelf held in a reference cycle would be freed
+    by the garbage collector in whichever thread runs it (once in a while a thread's picture
+    came out different)."""
+    import gc
+    import threading
+    import weakref
+
+    from tornado_progress import pango_text
+    kept: list[weakref.ref[pango_text.Shelf]] = []
+
+    def draw() -> None:
+        pen = render.scratch_pen()
+        pen.width("calibrating band 3")
+        pen.width(CJK)
+        kept.append(weakref.ref(pango_text.shelf()))
+    gc.disable()
+    try:
+        thread = threading.Thread(target=draw)
+        thread.start()
+        thread.join()
+        assert kept[0]() is None
+    finally:
+        gc.enable()
+
+
 def test_shaped_strings_kept_per_thread_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from tornado_progress import pango_text
     monkeypatch.setattr(pango_text, "LAYOUTS_KEPT", 10)
     monkeypatch.setattr(pango_text, "CHARACTERS_KEPT", 2000)
     pen = render.scratch_pen()
-    for index in range(50):
-        pen.width(f"a string never shaped before {index}")
+    for index in range(50):  # not plain: each gets a layout of its own (pango_words.PLAIN)
+        pen.width(f"{CJK} never shaped before {index}")
     shelf = pango_text.shelf()
     assert len(shelf.shaped) == 10
     for index in range(5):
-        pen.width(f"{index}" + "x" * 1000)
+        pen.width(f"{CJK}{index}" + "x" * 1000)
     assert len(shelf.shaped) < 10 and shelf.characters == sum(
         len(text) for _, text, _ in shelf.shaped) <= 2000
 

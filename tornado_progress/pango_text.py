@@ -25,6 +25,7 @@ gi.require_version("Pango", "1.0")
 gi.require_version("PangoCairo", "1.0")
 from gi.repository import Pango, PangoCairo  # noqa: E402  (after require_version)
 
+from .pango_words import GlyphRun, WordGlyphs  # noqa: E402
 from .printable import ELLIPSIS  # noqa: E402
 
 FAMILIES = "DejaVu Sans, sans-serif"  # fontconfig adds the fallback fonts for what DejaVu lacks
@@ -61,26 +62,51 @@ def font_options() -> Any:
     return options
 
 
-class Shelf:
+class Layouts:
     """One thread's Pango context (of the thread's font map, not of any cairo context: its
-    strings measure and draw alike on every surface) and the strings it has shaped, so that
-    a string measured for the layout is drawn without shaping it again, and so is a row that
-    did not change since the job's last picture."""
+    strings measure and draw alike on every surface) and its font descriptions; new layouts
+    of one line. It refers to nothing else of the thread's, so that it is freed, with its
+    Pango objects, in the thread that made them."""
 
     def __init__(self) -> None:
         self.context = PangoCairo.FontMap.get_default().create_context()
         self.context.set_round_glyph_positions(False)
         PangoCairo.context_set_font_options(self.context, font_options())
         self.descriptions: dict[Font, Any] = {}
-        self.extents: dict[Font, tuple[float, float]] = {}
-        self.shaped: OrderedDict[tuple[Font, str, float], Shaped] = OrderedDict()
-        self.characters = 0  # in the strings of `shaped`
 
     def description(self, font: Font) -> Any:
         found = self.descriptions.get(font)
         if found is None:
             found = self.descriptions[font] = description(*font)
         return found
+
+    def new(self, font: Font, text: str, room: float = math.inf) -> Any:
+        """A new layout of `text` as one line, ellipsized to `room` px (inf: never)."""
+        layout = Pango.Layout.new(self.context)
+        layout.set_single_paragraph_mode(True)
+        layout.set_font_description(self.description(font))
+        if not math.isinf(room):
+            layout.set_ellipsize(Pango.EllipsizeMode.END)
+            layout.set_width(max(0, int(room * Pango.SCALE)))
+        layout.set_text(text, -1)
+        return layout
+
+
+class Shelf:
+    """One thread's layouts and the strings it has shaped, so that a string measured for the
+    layout is drawn without shaping it again, and so is a row that did not change since the
+    job's last picture; plain strings as glyphs of words shaped once (pango_words.py)."""
+
+    def __init__(self) -> None:
+        self.layouts = Layouts()
+        self.context = self.layouts.context
+        self.description = self.layouts.description
+        self.extents: dict[Font, tuple[float, float]] = {}
+        self.shaped: OrderedDict[tuple[Font, str, float], Shaped] = OrderedDict()
+        self.characters = 0  # in the strings of `shaped`
+        # No reference back to the shelf: a cycle would leave the thread's Pango objects to
+        # the garbage collector, which may run in another thread.
+        self.glyphs = WordGlyphs(FAMILIES.split(",")[0], font_options(), self.layouts.new)
 
     def shape(self, font: Font, text: str, room: float) -> Shaped:
         """`text` as one line, ellipsized to `room` px (inf: never)."""
@@ -89,13 +115,7 @@ class Shelf:
         if found is not None:
             self.shaped.move_to_end(key)
             return found
-        layout = Pango.Layout.new(self.context)
-        layout.set_single_paragraph_mode(True)
-        layout.set_font_description(self.description(font))
-        if not math.isinf(room):
-            layout.set_ellipsize(Pango.EllipsizeMode.END)
-            layout.set_width(max(0, int(room * Pango.SCALE)))
-        layout.set_text(text, -1)
+        layout = self.layouts.new(font, text, room)
         logical = layout.get_line_readonly(0).get_extents()[1]
         found = self.shaped[key] = (layout, logical.x / Pango.SCALE, logical.width / Pango.SCALE)
         self.characters += len(text)
@@ -138,6 +158,9 @@ class PangoPen:
 
     def width(self, text: str) -> float:
         """The advance of `text` in px."""
+        run = self.shelf.glyphs.run(self._font, text)
+        if run is not None:
+            return run.width
         return self.shelf.shape(self._font, text, math.inf)[2]
 
     def show(self, text: str, x: float, y: float, room: float = math.inf,
@@ -146,7 +169,11 @@ class PangoPen:
         `room` px, or not at all if not even the ellipsis fits; returns the width drawn."""
         if not text:
             return 0.0
-        if self.width(text) <= room:
+        run: GlyphRun | None = self.shelf.glyphs.run(self._font, text)
+        if (run.width if run is not None else self.width(text)) <= room:
+            if run is not None:
+                self.shelf.glyphs.show(self.ctx, self._font, run, x - run.width if right else x, y)
+                return run.width
             room = math.inf
         elif self.width(ELLIPSIS) > room:
             return 0.0
