@@ -31,10 +31,6 @@ from .picture import paint, style
 from .png_encoder import Piece
 from .text_draw import Pen, new_pen
 
-# About this many device rows to a band: small enough that one change redraws and compresses
-# little, large enough that the pieces' overhead (a compressor each, a flush) stays small.
-BAND_PX = 64
-
 
 class PieceCache:
     """Compressed bands by what they show, least recently used out first, within a byte
@@ -140,7 +136,7 @@ def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence
     """The chart as PNG bytes: the header's zones, then bands of `per_band` rows, each taken
     from `cache` or drawn (missing neighbours in runs) and kept there."""
     scale, count = lay.scale, len(workers)
-    per_band = max(1, int(BAND_PX // (lay.row_h * scale)))
+    per_band = lay.band_rows
     keys = [row_key(worker, state, lay) for worker, state in zip(workers, states, strict=True)]
     how = style()
     zones = header_zones(lay.header_h, scale)

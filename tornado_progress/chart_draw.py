@@ -14,6 +14,7 @@ from typing import Any
 import cairo
 
 from . import palette, views
+from .bar_stamps import lay_bars, path_bar, rounded
 from .chart_layout import (
     GAP,
     MARGIN,
@@ -26,7 +27,7 @@ from .chart_layout import (
     picture_time,
 )
 from .model import Worker
-from .picture import paint, style
+from .picture import paint, source, style
 from .printable import printable
 from .text_draw import Pen
 
@@ -39,40 +40,29 @@ Rect = tuple[float, float, float, float]
 Mark = tuple[str, float, float]  # colour, top, bottom
 
 
-def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
-    radius = max(0.0, min(radius, w / 2, h / 2))
-    ctx.new_sub_path()
-    ctx.arc(x + w - radius, y + radius, radius, -math.pi / 2, 0)
-    ctx.arc(x + w - radius, y + h - radius, radius, 0, math.pi / 2)
-    ctx.arc(x + radius, y + h - radius, radius, math.pi / 2, math.pi)
-    ctx.arc(x + radius, y + radius, radius, math.pi, 3 * math.pi / 2)
-    ctx.close_path()
-
-
 def draw_bar(ctx: Any, box: Rect, fraction: float, colour: str) -> None:
-    """A rounded track with its fill. A fill shorter than the track's rounded ends is clipped
-    to the track so that it keeps the track's shape; a longer one lies inside it already."""
-    x, y, w, h = box
-    radius = min(5.0, h / 2)
-    rounded(ctx, x, y, w, h, radius)
-    paint(ctx, "failed-track" if colour == "failed" else "track")
-    if fraction <= 0:
-        ctx.fill()
-        return
-    fill_w = w * fraction
-    if fill_w >= 2 * radius:
-        ctx.fill()
-        rounded(ctx, x, y, fill_w, h, radius)
-        paint(ctx, colour)
-        ctx.fill()
-        return
-    ctx.save()
-    ctx.fill_preserve()
-    ctx.clip()
-    rounded(ctx, x, y, fill_w, h, radius)
-    paint(ctx, colour)
-    ctx.fill()
-    ctx.restore()
+    """A rounded track with its fill (bar_stamps.path_bar)."""
+    path_bar(ctx, box, bar_radius(box[3]), fraction,
+             source("failed-track" if colour == "failed" else "track"), source(colour))
+
+
+def bar_radius(height: float) -> float:
+    return min(5.0, height / 2)
+
+
+def draw_bars(ctx: Any, workers: Sequence[Worker], states: Sequence[str], lay: Layout,
+              first: int) -> None:
+    """The bars of rows `first` on: laid from stamps on a raster picture where they can be,
+    else (and for fills too short for them) drawn each as its path."""
+    rows = [(lay.bar_top(first + index), worker.fraction,
+             source("failed-track" if state == "failed" else "track"), source(state))
+            for index, (worker, state) in enumerate(zip(workers, states, strict=True))]
+    radius = bar_radius(lay.bar_h)
+    by_path = lay_bars(ctx, lay.bar_x, lay.bar_w, lay.bar_h, radius, rows) \
+        if style().format == "png" else range(len(rows))
+    for index in by_path:
+        top, fraction, track, fill = rows[index]
+        path_bar(ctx, (lay.bar_x, top, lay.bar_w, lay.bar_h), radius, fraction, track, fill)
 
 
 # The header's overall bar: its top and height in px at scale 1, below the title's baseline.
@@ -193,27 +183,38 @@ def draw_legend(pen: Pen, items: Sequence[LegendItem], when: LegendItem) -> None
 def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],
               lay: Layout, first: int = 0) -> list[Mark]:
     """One rounded bar per worker, with its texts when rows are tall enough for them; the
-    workers are the chart's rows from row `first` on (a band of the picture draws a few)."""
-    ctx = pen.ctx
+    workers are the chart's rows from row `first` on (a band of the picture draws a few).
+    Rows go in groups, the bars of a group before its texts, the groups ending where a band's
+    rows drawn with the row below end (chart_bands.draw_run), so that a string reaching into
+    the next row lies over or under its bar alike in a picture drawn whole or in bands."""
     marks: list[Mark] = []
     pen.font(lay.font_size)
-    ascent, descent = pen.extents()
-    theme = style().theme
-    for index, worker in enumerate(workers):
-        top = lay.bar_top(first + index)
-        draw_bar(ctx, (lay.bar_x, top, lay.bar_w, lay.bar_h), worker.fraction, states[index])
-        if not lay.text:
-            if states[index] in _MARKED:
+    step, count, low = lay.band_rows, len(workers), 0
+    while low < count:
+        row = first + low
+        high = min(count, ((row - 1) // step + 1) * step + 1 - first)
+        draw_bars(pen.ctx, workers[low:high], states[low:high], lay, row)
+        for index in range(low, high):
+            top = lay.bar_top(first + index)
+            if lay.text:
+                draw_texts(pen, workers[index], states[index], lay, top)
+            elif states[index] in _MARKED:
                 marks.append((states[index], top, top + lay.bar_h))
-            continue
-        baseline = top + (lay.bar_h + ascent - descent) / 2
-        paint(ctx, "text")
-        pen.show(printable(worker.workid), MARGIN, baseline, lay.label_w)
-        paint(ctx, "muted-text")
-        pen.show(lay.figures(worker), lay.width - MARGIN, baseline, lay.figures_w, right=True)
-        draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
-                    lay.bar_w * worker.fraction, baseline, palette.text_on(states[index], theme))
+        low = high
     return marks
+
+
+def draw_texts(pen: Pen, worker: Worker, state: str, lay: Layout, top: float) -> None:
+    """A row's name, figures and string."""
+    ctx = pen.ctx
+    ascent, descent = pen.extents()
+    baseline = top + (lay.bar_h + ascent - descent) / 2
+    paint(ctx, "text")
+    pen.show(printable(worker.workid), MARGIN, baseline, lay.label_w)
+    paint(ctx, "muted-text")
+    pen.show(lay.figures(worker), lay.width - MARGIN, baseline, lay.figures_w, right=True)
+    draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
+                lay.bar_w * worker.fraction, baseline, palette.text_on(state, style().theme))
 
 
 def draw_inside(pen: Pen, text: str, box: Rect, fill_w: float, baseline: float,

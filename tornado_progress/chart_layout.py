@@ -76,6 +76,13 @@ def picture_time(now: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
 
 
+# About this many device rows to a band of a picture drawn in bands (chart_bands.py): small
+# enough that one change redraws and compresses little, large enough that the pieces' overhead
+# (a compressor each, a flush) stays small. Rows are drawn a band at a time in any picture
+# (chart_draw.draw_rows), so that a picture drawn whole and one drawn in bands are the same.
+BAND_PX = 128
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where the rows go, in px at scale 1."""
@@ -97,6 +104,11 @@ class Layout:
 
     def bar_top(self, index: int) -> float:
         return self.header_h + index * self.row_h + (self.row_h - self.bar_h) / 2
+
+    @property
+    def band_rows(self) -> int:
+        """Rows to a band (BAND_PX)."""
+        return max(1, int(BAND_PX // (self.row_h * self.scale)))
 
     def figures(self, worker: Worker) -> str:
         if self.full_figures:

@@ -65,13 +65,18 @@ def style() -> Style:
 _SOURCES: dict[tuple[Style, str, bool], tuple[float, float, float]] = {}
 
 
-def paint(ctx: Any, name: str) -> None:
+def source(name: str) -> tuple[float, float, float]:
+    """Colour `name` of the style under way, as cairo gets it."""
     how = _STYLE.get(PNG_LIGHT)
     key = (how, name, png_encoder.DIRECT)
-    source = _SOURCES.get(key)
-    if source is None:
-        source = _SOURCES[key] = how.rgb(name)
-    ctx.set_source_rgb(*source)
+    found = _SOURCES.get(key)
+    if found is None:
+        found = _SOURCES[key] = how.rgb(name)
+    return found
+
+
+def paint(ctx: Any, name: str) -> None:
+    ctx.set_source_rgb(*source(name))
 
 
 def device_size(width: int, height: int, scale: float) -> tuple[int, int]:

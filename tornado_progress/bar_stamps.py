@@ -1,0 +1,177 @@
+"""The chart's rounded bars: one bar as its anti-aliased path (`path_bar`), and the bars of
+consecutive rows on a raster picture laid from small images drawn once (`lay_bars`).
+
+Where rows lie a whole number of device pixels apart, every row's bar has the same place
+within its device pixels, so the track, and the fill up to where its rounded end begins, are
+the same pixels in every row. They are drawn once, STAMP_ROWS rows at a time, on a small
+surface (a "stamp") and laid through pixel-aligned rectangles, which move them by whole pixels
+without resampling: all the tracks of a colour in one fill, all the fills of a colour in
+another. The rounded end of each fill, which moves with its fraction, is a path from the pixel
+edge where the stamp's part stops, every row's end of a colour in one fill: the joins fall on
+pixel edges and leave no seam. A pixel on an anti-aliased edge may differ by one level of a
+channel from the path drawn straight onto the picture (the stamp is blended once more); which
+way a bar is drawn depends only on the picture's geometry, so a picture is always the same.
+
+Stamps are per thread (cairo surfaces are not shared between threads), a few at most.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import cairo
+
+FIXED = 256  # cairo's sub-pixel steps per px: places are taken to that precision
+STAMP_ROWS = 16  # rows a stamp holds
+STAMPS_KEPT = 16  # per thread, the least recently laid going first
+MIN_GAP_PX = 2  # device px between two rows' bars: closer bars share pixels, which a stamp
+#                 would blend otherwise than the paths one after the other
+_local = threading.local()
+
+Rgb = tuple[float, float, float]
+BarRow = tuple[float, float, Rgb, Rgb]  # a row's bar: its top, fraction, track, fill colour
+# Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, colour.
+StampKey = tuple[float, float, float, float, float, float, int, Rgb]
+
+
+def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
+    radius = max(0.0, min(radius, w / 2, h / 2))
+    ctx.new_sub_path()
+    ctx.arc(x + w - radius, y + radius, radius, -math.pi / 2, 0)
+    ctx.arc(x + w - radius, y + h - radius, radius, 0, math.pi / 2)
+    ctx.arc(x + radius, y + h - radius, radius, math.pi / 2, math.pi)
+    ctx.arc(x + radius, y + radius, radius, math.pi, 3 * math.pi / 2)
+    ctx.close_path()
+
+
+def path_bar(ctx: Any, box: tuple[float, float, float, float], radius: float, fraction: float,
+             track: Rgb, fill: Rgb) -> None:
+    """A rounded track with its fill. A fill shorter than the track's rounded ends is clipped
+    to the track so that it keeps the track's shape; a longer one lies inside it already."""
+    x, y, w, h = box
+    rounded(ctx, x, y, w, h, radius)
+    ctx.set_source_rgb(*track)
+    if fraction <= 0:
+        ctx.fill()
+        return
+    fill_w = w * fraction
+    if fill_w >= 2 * radius:
+        ctx.fill()
+        rounded(ctx, x, y, fill_w, h, radius)
+        ctx.set_source_rgb(*fill)
+        ctx.fill()
+        return
+    ctx.save()
+    ctx.fill_preserve()
+    ctx.clip()
+    rounded(ctx, x, y, fill_w, h, radius)
+    ctx.set_source_rgb(*fill)
+    ctx.fill()
+    ctx.restore()
+
+
+def stamps() -> OrderedDict[StampKey, Any]:
+    found: OrderedDict[StampKey, Any] | None = getattr(_local, "stamps", None)
+    if found is None:
+        found = _local.stamps = OrderedDict()
+    return found
+
+
+def stamp(key: StampKey) -> Any:
+    """STAMP_ROWS bars `key` describes, one above the other, on a surface of their own: drawn
+    at the picture's scale, as the picture's own paths would be, only moved by whole pixels."""
+    kept = stamps()
+    found = kept.get(key)
+    if found is not None:
+        kept.move_to_end(key)
+        return found
+    sub_x, sub_y, w, h, radius, scale, step, rgb = key
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale),
+                                 (STAMP_ROWS - 1) * step + math.ceil(sub_y + h * scale))
+    ctx = cairo.Context(surface)
+    ctx.scale(scale, scale)
+    for row in range(STAMP_ROWS):
+        rounded(ctx, sub_x / scale, (sub_y + row * step) / scale, w, h, radius)
+    ctx.set_source_rgb(*rgb)
+    ctx.fill()
+    found = kept[key] = surface
+    while len(kept) > STAMPS_KEPT:
+        kept.popitem(last=False)
+    return found
+
+
+def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float,
+             rows: Sequence[BarRow]) -> list[int]:
+    """Lays the bars of consecutive rows, x to x + w and `h` tall from each row's top, from
+    stamps where ctx's matrix only scales and moves and the rows are the same whole number of
+    device pixels apart; answers the indices of the rows it left to `path_bar` (all of them
+    where stamps cannot serve, and fills too short to reach past both rounded ends)."""
+    xx, yx, xy, yy, x0, y0 = tuple(ctx.get_matrix())
+    if yx or xy or xx != yy or xx <= 0 or not rows:
+        return list(range(len(rows)))
+    scale = xx
+    left, sub_x = whole_and_sub(x0 + x * scale)
+    first_top, sub_y = whole_and_sub(y0 + rows[0][0] * scale)
+    step = whole_and_sub(y0 + rows[1][0] * scale)[0] - first_top if len(rows) > 1 else 0
+    if (len(rows) > 1 and step - h * scale < MIN_GAP_PX) or any(
+            whole_and_sub(y0 + top * scale) != (first_top + index * step, sub_y)
+            for index, (top, _, _, _) in enumerate(rows)):
+        return list(range(len(rows)))
+    geometry = (sub_x, sub_y, w, h, radius, scale, step)
+    height = math.ceil(sub_y + h * scale)  # device rows of one bar
+    tracks: dict[Rgb, list[tuple[int, int]]] = {}
+    fills: dict[Rgb, list[tuple[int, int]]] = {}  # rows and the column where their end starts
+    by_path = []
+    for index, (_, fraction, track, fill) in enumerate(rows):
+        cut = math.floor(sub_x + (w * fraction - radius) * scale)
+        if fraction > 0 and cut < sub_x + radius * scale:
+            by_path.append(index)  # its fill's two rounded ends meet: the path's shape
+            continue
+        tracks.setdefault(track, []).append((index, math.ceil(sub_x + w * scale)))
+        if fraction > 0:
+            fills.setdefault(fill, []).append((index, cut))
+    ctx.save()
+    ctx.identity_matrix()
+    for track, spans in tracks.items():
+        lay(ctx, stamp((*geometry, track)), left, first_top, step, height, spans)
+    for fill, spans in fills.items():
+        lay(ctx, stamp((*geometry, fill)), left, first_top, step, height, spans)
+    ctx.restore()
+    for fill, spans in fills.items():
+        for index, cut in spans:
+            top, fraction = rows[index][0], rows[index][1]
+            edge = (left + cut - x0) / scale  # the stamp's part ends on this pixel edge
+            end = x + w * fraction
+            ctx.move_to(edge, top)
+            ctx.arc(end - radius, top + radius, radius, -math.pi / 2, 0)
+            ctx.arc(end - radius, top + h - radius, radius, 0, math.pi / 2)
+            ctx.line_to(edge, top + h)
+            ctx.close_path()
+        ctx.set_source_rgb(*fill)
+        ctx.fill()
+    return by_path
+
+
+def lay(ctx: Any, surface: Any, left: int, first_top: int, step: int, height: int,
+        spans: Sequence[tuple[int, int]]) -> None:
+    """The stamp's columns 0 to `width` of each (row index, width) of `spans`, laid with its
+    first row at the row's place, STAMP_ROWS rows to a placing of the stamp."""
+    for start in range(0, spans[-1][0] + 1, STAMP_ROWS):
+        chunk = [(index, width) for index, width in spans
+                 if start <= index < start + STAMP_ROWS and width > 0]
+        if not chunk:
+            continue
+        ctx.set_source_surface(surface, left, first_top + start * step)
+        for index, width in chunk:
+            ctx.rectangle(left, first_top + index * step, width, height)
+        ctx.fill()
+
+
+def whole_and_sub(device: float) -> tuple[int, float]:
+    """A device coordinate as its whole pixel and the place within it, to 1/FIXED px."""
+    steps = round(device * FIXED)
+    return steps // FIXED, steps % FIXED / FIXED
