@@ -21,4 +21,5 @@ _STAND_INS = ({code: 0x2400 + code for code in range(0x20)} | {0x7F: 0x2421}
 
 def printable(text: str) -> str:
     """The text as given, but for what a view would refuse, drop or obey."""
-    return text.translate(_STAND_INS)
+    # Every character replaced is one Python calls unprintable: most strings are seen so at once.
+    return text if text.isprintable() else text.translate(_STAND_INS)
