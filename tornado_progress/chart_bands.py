@@ -15,6 +15,7 @@ into it are drawn.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -30,6 +31,8 @@ from .model import Worker
 from .picture import paint, style
 from .png_encoder import Piece
 from .text_draw import Pen, new_pen
+
+_local = threading.local()  # each render thread's window surface (draw_run)
 
 
 class PieceCache:
@@ -200,18 +203,58 @@ def draw_zone(chart: ChartInput, counts: dict[str, Any], lay: Layout, band: Band
 
 def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
              rows: Callable[[Pen, int, int], None], packing: Packing, offset: int) -> None:
-    """Bands of rows `run` (consecutive) on one surface, with the rows just around them; each
-    band handed to `packing` once the rows that may reach into it are drawn."""
-    top = bands[offset + run[0]].top
-    surface, pen = surface_for(lay, top, bands[offset + run[-1]].bottom)
+    """Bands of rows `run` (consecutive) drawn one after the other on a window of the picture a
+    band and a margin tall, with the rows just around them; each band handed to `packing` once
+    the rows that may reach into it are drawn, then the window moved down to the next band,
+    what is drawn of it kept. A window the size of a band stays in the processor's cache:
+    drawing, copying and compressing a picture's worth of rows in one surface reached for
+    memory at every step and took twice as long."""
+    first, last = bands[offset + run[0]], bands[offset + run[-1]]
+    margin = 2 * math.ceil(lay.row_h * lay.scale) + 2  # the row below a band, and its overflow
+    height = min(last.bottom - first.top,
+                 max(bands[offset + band].bottom - bands[offset + band].top for band in run)
+                 + margin)
+    surface = window(round(lay.width * lay.scale), height)
+    ctx = cairo.Context(surface)
+    paint(ctx, "background")
+    ctx.rectangle(0, 0, surface.get_width(), height)
+    ctx.fill()
+    top = first.top
+    ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
+    pen = new_pen(ctx)
     pixels = memoryview(surface.get_data())
     row, stride = 4 * surface.get_width(), surface.get_stride()
     drawn = run[0] * per_band - 1  # the row above the run's first: it may reach down into it
     for band in run:
+        here = bands[offset + band]
+        if here.bottom + margin - top > height:
+            move_up(surface, pixels, here.top - top, height)
+            top = here.top
+            ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
         high = (band + 1) * per_band + 1  # the row below the band's last, for the same reason
         rows(pen, drawn, high)
         drawn = high
         surface.flush()
-        here = bands[offset + band]
         packing.pack(offset + band,
                      png_encoder.scanlines(pixels, row, stride, here.top - top, here.bottom - top))
+
+
+def window(width: int, height: int) -> Any:
+    """This thread's window surface, at least `height` device rows of `width`."""
+    found: Any = getattr(_local, "window", None)
+    if found is None or found.get_width() != width or found.get_height() < height \
+            or found.get_height() > 4 * height:
+        found = _local.window = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
+    return found
+
+
+def move_up(surface: Any, pixels: memoryview, rows: int, height: int) -> None:
+    """Moves the window's first `height` device rows up by `rows`, the background below."""
+    surface.flush()
+    stride = surface.get_stride()
+    pixels[:(height - rows) * stride] = pixels[rows * stride:height * stride]
+    surface.mark_dirty()
+    ctx = cairo.Context(surface)
+    paint(ctx, "background")
+    ctx.rectangle(0, height - rows, surface.get_width(), rows)
+    ctx.fill()
