@@ -17,6 +17,7 @@ from tests.render_support import (
     NOW,
     STALE_AFTER,
     body,
+    chart,
     decode,
     job_layout,
     near,
@@ -231,6 +232,22 @@ async def test_a_chart_past_the_pixel_budget_is_refused_before_drawing(
     fits = await fetch("render", jobid="job1", width=800, scale=1)
     assert fits.code == 200 and decode(fits.body).height == chart_layout.MAX_HEIGHT
     assert drawn == [(800, 1)]
+
+
+def test_a_chart_is_measured_for_the_budget_only_where_the_tallest_would_not_fit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    measured: list[int] = []
+
+    def height(chart_input: render.ChartInput, width: int) -> int:
+        measured.append(width)
+        return 300
+    monkeypatch.setattr(render, "picture_height", height)
+    small = chart(worker("w1", 1, 2))
+    assert render_handler.chart_refusal(small, 800, 2, 16_000_000) is None
+    assert measured == []  # 1600 x 8192 device pixels at most: within the budget
+    assert render_handler.chart_refusal(small, 4000, 2, 16_000_000) is None
+    assert measured == [4000]
+    assert "more than the budget" in str(render_handler.chart_refusal(small, 4000, 4, 16_000_000))
 
 
 @pytest.mark.gen_test

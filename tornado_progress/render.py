@@ -36,7 +36,7 @@ from .printable import printable
 from .render_text import plain
 from .text_draw import TEXT_ERRORS, Pen, new_pen
 
-__all__ = ["ChartInput", "Layout", "picture_height", "prepare", "render_chart",
+__all__ = ["MAX_HEIGHT", "ChartInput", "Layout", "picture_height", "prepare", "render_chart",
            "render_not_found"]
 
 

@@ -125,6 +125,14 @@ def too_many_pixels(width: int, height: int, scale: float, budget: int) -> str |
             "width or scale")
 
 
+def chart_refusal(chart: render.ChartInput, width: int, scale: float, budget: int) -> str | None:
+    """The sentence refusing `chart` at `width` and `scale`, or None; measured only where the
+    tallest picture of all would be past the budget (measuring the header takes a while)."""
+    if too_many_pixels(width, render.MAX_HEIGHT, scale, budget) is None:
+        return None
+    return too_many_pixels(width, render.picture_height(chart, width), scale, budget)
+
+
 # Bytes of compressed picture bands kept (a quarter of --cache-mb when the server starts).
 PIECE_BYTES = 16 * 1024 * 1024
 
@@ -239,8 +247,7 @@ class RenderHandler(ApiHandler):
         if drawn is None:
             chart = render.ChartInput(job.jobid, job.desc, tuple(job.workers.values()), now,
                                       self.config.stale_after, job.expected)
-            refusal = too_many_pixels(width, render.picture_height(chart, width), scale,
-                                      self.config.max_render_pixels)
+            refusal = chart_refusal(chart, width, scale, self.config.max_render_pixels)
             if refusal is not None:  # before any surface is made
                 raise BadParameter(refusal)
             drawn = await self.renderer.picture(job, key, chart, self.answers)
