@@ -46,6 +46,9 @@ Font = tuple[float, bool]  # size in px, bold
 Word = tuple[tuple[int, ...], tuple[int, ...], int] | None
 
 
+Glyph = tuple[int, float, float]  # index, x, y as cairo draws it
+
+
 class GlyphRun(NamedTuple):
     """A string as glyphs: their indices, their x from the string's start (px), its advance."""
 
@@ -85,15 +88,21 @@ class WordGlyphs:
         return found
 
     def show(self, ctx: Any, font: Font, run: GlyphRun, x: float, y: float) -> None:
-        """Draws `run` on `ctx` with its baseline at y from x, which go through cairo's current
-        point first as Pango's do (cairo keeps it to 1/256 of a device pixel)."""
+        """Draws `run` on `ctx` with its baseline at y from x."""
+        self.draw(ctx, font, self.place(ctx, run, x, y))
+
+    def place(self, ctx: Any, run: GlyphRun, x: float, y: float) -> list[Glyph]:
+        """`run`'s glyphs with its baseline at y from x, which go through cairo's current point
+        first as Pango's do (cairo keeps it to 1/256 of a device pixel)."""
         ctx.move_to(x, y)
         x, y = ctx.get_current_point()
-        ctx.set_font_face(self.faces[font[1]])
-        ctx.set_font_size(pango_size(font[0]))
-        ctx.set_font_options(self.options)
-        ctx.show_glyphs([(index, x + offset, y)
-                         for index, offset in zip(run.indices, run.offsets, strict=True)])
+        return [(index, x + offset, y) for index, offset in zip(run.indices, run.offsets,
+                                                                  strict=True)]
+
+    def draw(self, ctx: Any, font: Font, glyphs: list[Glyph]) -> None:
+        """Draws placed glyphs of `font`."""
+        ctx.set_scaled_font(self._scaled(font))
+        ctx.show_glyphs(glyphs)
 
     def _compose(self, font: Font, text: str) -> GlyphRun | None:
         space = self.word(font, " ")
