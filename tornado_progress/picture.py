@@ -12,8 +12,7 @@ import contextvars
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
 import cairo
@@ -24,8 +23,10 @@ FORMATS = ("png", "svg")
 CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
-@dataclass(frozen=True)
-class Style:
+class Style(NamedTuple):
+    """What a picture is drawn as: its format and its palette (a tuple: a picture looks its
+    colours up several times a row, and a tuple hashes in C)."""
+
     format: str = "png"
     theme: str = "light"
 
