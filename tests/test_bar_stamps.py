@@ -15,6 +15,8 @@ from tests.render_support import chart, worker
 from tornado_progress import bar_stamps, chart_draw, render
 from tornado_progress.picture import Style
 
+WHITE = (1.0, 1.0, 1.0)
+
 
 def pixels(png: bytes) -> bytes:
     data, idat = png[8:], b""
@@ -36,7 +38,7 @@ def job(count: int) -> render.ChartInput:
 @pytest.fixture
 def paths_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(chart_draw, "lay_bars",
-                        lambda ctx, x, w, h, radius, rows: list(range(len(rows))))
+                        lambda ctx, x, w, h, radius, background, rows: list(range(len(rows))))
     yield
 
 
@@ -60,7 +62,7 @@ def test_stamped_bars_are_the_paths_pixels(count: int, scale: float, most: int,
     stamped = pixels(render.render_chart(job(count), 800, scale))
     assert laid[0] > count // 2
     monkeypatch.setattr(chart_draw, "lay_bars",
-                        lambda ctx, x, w, h, radius, rows: list(range(len(rows))))
+                        lambda ctx, x, w, h, radius, background, rows: list(range(len(rows))))
     by_paths = pixels(render.render_chart(job(count), 800, scale))
     assert max((abs(a - b) for a, b in zip(stamped, by_paths, strict=True)), default=0) <= most
 
@@ -70,10 +72,10 @@ def test_rows_not_whole_pixels_apart_keep_their_paths() -> None:
     ctx.scale(1.25, 1.25)
     grey, blue = (0.9, 0.9, 0.9), (0.1, 0.3, 0.9)
     rows = [(10.5 + 14 * k, 0.5, grey, blue) for k in range(3)]  # 17.5 device px apart
-    assert bar_stamps.lay_bars(ctx, 10.3, 250, 11, 5, rows) == [0, 1, 2]
+    assert bar_stamps.lay_bars(ctx, 10.3, 250, 11, 5, WHITE, rows) == [0, 1, 2]
     ctx.identity_matrix()
     ctx.rotate(0.1)
-    assert bar_stamps.lay_bars(ctx, 10.3, 250, 11, 5, rows[:1]) == [0]
+    assert bar_stamps.lay_bars(ctx, 10.3, 250, 11, 5, WHITE, rows[:1]) == [0]
 
 
 def test_svg_bars_are_paths(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +89,7 @@ def test_fills_too_short_for_both_ends_are_left_to_the_path() -> None:
     grey, blue = (0.9, 0.9, 0.9), (0.1, 0.3, 0.9)
     rows = [(10.5 + 20 * k, fraction, grey, blue)
             for k, fraction in enumerate([0, 0.01, 0.05, 0.5])]
-    assert bar_stamps.lay_bars(ctx, 10.3, 300, 12, 5, rows) == [1]
+    assert bar_stamps.lay_bars(ctx, 10.3, 300, 12, 5, WHITE, rows) == [1]
 
 
 def test_stamps_are_bounded_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,5 +98,5 @@ def test_stamps_are_bounded_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     for shade in range(10):
         colour = (shade / 10, 0.5, 0.5)
         rows = [(10.5 + 20 * k, 0.5, colour, colour) for k in range(3)]
-        assert bar_stamps.lay_bars(ctx, 10.3, 300, 12, 5, rows) == []
+        assert bar_stamps.lay_bars(ctx, 10.3, 300, 12, 5, WHITE, rows) == []
     assert len(bar_stamps.stamps()) == 3

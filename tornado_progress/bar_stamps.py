@@ -3,14 +3,16 @@ consecutive rows on a raster picture laid from small images drawn once (`lay_bar
 
 Where rows lie a whole number of device pixels apart, every row's bar has the same place
 within its device pixels, so the track, and the fill up to where its rounded end begins, are
-the same pixels in every row. They are drawn once, STAMP_ROWS rows at a time, on a small
-surface (a "stamp") and laid through pixel-aligned rectangles, which move them by whole pixels
-without resampling: all the tracks of a colour in one fill, all the fills of a colour in
-another. The rounded end of each fill, which moves with its fraction, is a path from the pixel
-edge where the stamp's part stops, every row's end of a colour in one fill: the joins fall on
-pixel edges and leave no seam. A pixel on an anti-aliased edge may differ by one level of a
-channel from the path drawn straight onto the picture (the stamp is blended once more); which
-way a bar is drawn depends only on the picture's geometry, so a picture is always the same.
+the same pixels in every row. They are drawn once, STAMP_ROWS rows at a time, on the picture's
+background on a small surface (a "stamp": tracks, or tracks with their fills the whole width)
+and copied through pixel-aligned rectangles, which move them by whole pixels without
+resampling: a row's filled part from one stamp, the rest of its track from the other, every
+row of a group that takes the same stamp in one fill. The rounded end of each fill, which
+moves with its fraction, is a path from the pixel edge where the copy stops, every row's end
+of a colour in one fill: the joins fall on pixel edges and leave no seam. A pixel on an
+anti-aliased edge may differ by one level of a channel from the path drawn straight onto the
+picture; which way a bar is drawn depends only on the picture's geometry, so a picture is
+always the same.
 
 Stamps are per thread (cairo surfaces are not shared between threads), a few at most.
 """
@@ -34,8 +36,9 @@ _local = threading.local()
 
 Rgb = tuple[float, float, float]
 BarRow = tuple[float, float, Rgb, Rgb]  # a row's bar: its top, fraction, track, fill colour
-# Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, colour.
-StampKey = tuple[float, float, float, float, float, float, int, Rgb]
+# Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, the
+# background, the track's colour and the fill's (None: a stamp of tracks alone).
+StampKey = tuple[float, float, float, float, float, float, int, Rgb, Rgb, Rgb | None]
 
 
 def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
@@ -82,34 +85,41 @@ def stamps() -> OrderedDict[StampKey, Any]:
 
 
 def stamp(key: StampKey) -> Any:
-    """STAMP_ROWS bars `key` describes, one above the other, on a surface of their own: drawn
-    at the picture's scale, as the picture's own paths would be, only moved by whole pixels."""
+    """STAMP_ROWS bars `key` describes, one above the other, on the picture's background: the
+    tracks, and the fills the whole width where a fill colour is given. Drawn at the picture's
+    scale, as the picture's own paths would be, only moved by whole pixels."""
     kept = stamps()
     found = kept.get(key)
     if found is not None:
         kept.move_to_end(key)
         return found
-    sub_x, sub_y, w, h, radius, scale, step, rgb = key
+    sub_x, sub_y, w, h, radius, scale, step, background, track, fill = key
     surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale),
                                  (STAMP_ROWS - 1) * step + math.ceil(sub_y + h * scale))
     ctx = cairo.Context(surface)
+    ctx.set_source_rgb(*background)
+    ctx.paint()
     ctx.scale(scale, scale)
-    for row in range(STAMP_ROWS):
-        rounded(ctx, sub_x / scale, (sub_y + row * step) / scale, w, h, radius)
-    ctx.set_source_rgb(*rgb)
-    ctx.fill()
+    for colour in (track, fill):
+        if colour is not None:
+            for row in range(STAMP_ROWS):
+                rounded(ctx, sub_x / scale, (sub_y + row * step) / scale, w, h, radius)
+            ctx.set_source_rgb(*colour)
+            ctx.fill()
     found = kept[key] = surface
     while len(kept) > STAMPS_KEPT:
         kept.popitem(last=False)
     return found
 
 
-def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float,
+def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: Rgb,
              rows: Sequence[BarRow]) -> list[int]:
-    """Lays the bars of consecutive rows, x to x + w and `h` tall from each row's top, from
-    stamps where ctx's matrix only scales and moves and the rows are the same whole number of
-    device pixels apart; answers the indices of the rows it left to `path_bar` (all of them
-    where stamps cannot serve, and fills too short to reach past both rounded ends)."""
+    """Lays the bars of consecutive rows, x to x + w and `h` tall from each row's top, on the
+    picture's `background`, from stamps where ctx's matrix only scales and moves and the rows
+    are the same whole number of device pixels apart; answers the indices of the rows it left
+    to `path_bar` (all of them where stamps cannot serve, and fills too short to reach past
+    both rounded ends). A stamp is copied, not blended: the bar's box is the background and
+    the bar, whatever lay there."""
     xx, yx, xy, yy, x0, y0 = tuple(ctx.get_matrix())
     if yx or xy or xx != yy or xx <= 0 or not rows:
         return list(range(len(rows)))
@@ -121,28 +131,32 @@ def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float,
             whole_and_sub(y0 + top * scale) != (first_top + index * step, sub_y)
             for index, (top, _, _, _) in enumerate(rows)):
         return list(range(len(rows)))
-    geometry = (sub_x, sub_y, w, h, radius, scale, step)
+    geometry = (sub_x, sub_y, w, h, radius, scale, step, background)
     height = math.ceil(sub_y + h * scale)  # device rows of one bar
-    tracks: dict[Rgb, list[tuple[int, int]]] = {}
-    fills: dict[Rgb, list[tuple[int, int]]] = {}  # rows and the column where their end starts
+    width = math.ceil(sub_x + w * scale)
+    spans: dict[tuple[Rgb, Rgb | None], list[tuple[int, int, int]]] = {}
+    ends: dict[Rgb, list[tuple[int, int]]] = {}  # rows and the column where their end starts
     by_path = []
     for index, (_, fraction, track, fill) in enumerate(rows):
+        if fraction <= 0:
+            spans.setdefault((track, None), []).append((index, 0, width))
+            continue
         cut = math.floor(sub_x + (w * fraction - radius) * scale)
-        if fraction > 0 and cut < sub_x + radius * scale:
+        if cut < sub_x + radius * scale:
             by_path.append(index)  # its fill's two rounded ends meet: the path's shape
             continue
-        tracks.setdefault(track, []).append((index, math.ceil(sub_x + w * scale)))
-        if fraction > 0:
-            fills.setdefault(fill, []).append((index, cut))
+        spans.setdefault((track, fill), []).append((index, 0, cut))
+        spans.setdefault((track, None), []).append((index, cut, width))
+        ends.setdefault(fill, []).append((index, cut))
     ctx.save()
     ctx.identity_matrix()
-    for track, spans in tracks.items():
-        lay(ctx, stamp((*geometry, track)), left, first_top, step, height, spans)
-    for fill, spans in fills.items():
-        lay(ctx, stamp((*geometry, fill)), left, first_top, step, height, spans)
+    ctx.set_operator(cairo.OPERATOR_SOURCE)
+    for (track_colour, fill_colour), laid in spans.items():
+        lay(ctx, stamp((*geometry, track_colour, fill_colour)), left, first_top, step, height,
+            laid)
     ctx.restore()
-    for fill, spans in fills.items():
-        for index, cut in spans:
+    for fill, cuts in ends.items():
+        for index, cut in cuts:
             top, fraction = rows[index][0], rows[index][1]
             edge = (left + cut - x0) / scale  # the stamp's part ends on this pixel edge
             end = x + w * fraction
@@ -157,17 +171,17 @@ def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float,
 
 
 def lay(ctx: Any, surface: Any, left: int, first_top: int, step: int, height: int,
-        spans: Sequence[tuple[int, int]]) -> None:
-    """The stamp's columns 0 to `width` of each (row index, width) of `spans`, laid with its
-    first row at the row's place, STAMP_ROWS rows to a placing of the stamp."""
-    for start in range(0, spans[-1][0] + 1, STAMP_ROWS):
-        chunk = [(index, width) for index, width in spans
-                 if start <= index < start + STAMP_ROWS and width > 0]
+        spans: Sequence[tuple[int, int, int]]) -> None:
+    """The stamp's columns `start` to `end` of each (row index, start, end) of `spans`, laid
+    with its first row at the row's place, STAMP_ROWS rows to a placing of the stamp."""
+    for first in range(0, spans[-1][0] + 1, STAMP_ROWS):
+        chunk = [(index, start, end) for index, start, end in spans
+                 if first <= index < first + STAMP_ROWS and end > start]
         if not chunk:
             continue
-        ctx.set_source_surface(surface, left, first_top + start * step)
-        for index, width in chunk:
-            ctx.rectangle(left, first_top + index * step, width, height)
+        ctx.set_source_surface(surface, left, first_top + first * step)
+        for index, start, end in chunk:
+            ctx.rectangle(left + start, first_top + index * step, end - start, height)
         ctx.fill()
 
 

@@ -58,7 +58,8 @@ def draw_bars(ctx: Any, workers: Sequence[Worker], states: Sequence[str], lay: L
              source("failed-track" if state == "failed" else "track"), source(state))
             for index, (worker, state) in enumerate(zip(workers, states, strict=True))]
     radius = bar_radius(lay.bar_h)
-    by_path = lay_bars(ctx, lay.bar_x, lay.bar_w, lay.bar_h, radius, rows) \
+    by_path = lay_bars(ctx, lay.bar_x, lay.bar_w, lay.bar_h, radius, source("background"),
+                       rows) \
         if style().format == "png" else range(len(rows))
     for index in by_path:
         top, fraction, track, fill = rows[index]
