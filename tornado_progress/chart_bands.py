@@ -25,7 +25,7 @@ from typing import Any
 import cairo
 
 from . import png_encoder, views
-from .chart_draw import HEADER_ZONES, draw_header, draw_rows, header_zones
+from .chart_draw import HEADER_ZONES, clip_rows, draw_header, draw_rows, header_zones
 from .chart_layout import ChartInput, Layout, picture_time
 from .model import Worker
 from .picture import paint, style
@@ -164,9 +164,11 @@ def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence
         low, high = max(0, low), min(count, high)
         draw_rows(pen, workers[low:high], states[low:high], lay, low)
 
-    for index, zone in enumerate(HEADER_ZONES):
-        if index in missing:
-            draw_zone(chart, counts, lay, bands[index], zone, rows, packing, index)
+    zones_missing = [index for index in range(len(HEADER_ZONES)) if index in missing]
+    if len(zones_missing) == len(HEADER_ZONES):
+        draw_header_whole(chart, counts, lay, bands, rows, packing)
+    for index in zones_missing if len(zones_missing) < len(HEADER_ZONES) else ():
+        draw_zone(chart, counts, lay, bands[index], HEADER_ZONES[index], rows, packing, index)
     first_band = len(HEADER_ZONES)
     runs = [index for index in sorted(missing) if index >= first_band]
     for run in consecutive(runs):
@@ -199,6 +201,32 @@ def draw_zone(chart: ChartInput, counts: dict[str, Any], lay: Layout, band: Band
     if zone == "legend":
         rows(pen, 0, 1)
     packing.pack(index, png_encoder.surface_lines(surface))
+
+
+def draw_header_whole(chart: ChartInput, counts: dict[str, Any], lay: Layout,
+                      bands: Sequence[Band], rows: Callable[[Pen, int, int], None],
+                      packing: Packing) -> None:
+    """Every zone of the header on one surface, each clipped to its rows as `draw_zone` draws
+    it (the first row too, to the legend's), then handed to `packing` zone by zone."""
+    top, bottom = bands[0].top, bands[len(HEADER_ZONES) - 1].bottom
+    if bottom == top:
+        for index in range(len(HEADER_ZONES)):
+            packing.pack(index, b"")
+        return
+    surface, pen = surface_for(lay, top, bottom)
+    draw_header(pen, chart, counts, lay.width, lay.scale)
+    legend = bands[HEADER_ZONES.index("legend")]
+    pen.ctx.save()
+    clip_rows(pen.ctx, legend.top, legend.bottom, lay.scale)
+    rows(pen, 0, 1)
+    pen.ctx.restore()
+    surface.flush()
+    pixels = memoryview(surface.get_data())
+    for index in range(len(HEADER_ZONES)):
+        band = bands[index]
+        packing.pack(index, png_encoder.scanlines(pixels, 4 * surface.get_width(),
+                                                  surface.get_stride(), band.top - top,
+                                                  band.bottom - top))
 
 
 def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
