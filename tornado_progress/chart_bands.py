@@ -242,7 +242,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
     height = min(last.bottom - first.top,
                  max(bands[offset + band].bottom - bands[offset + band].top for band in run)
                  + margin)
-    surface = window(round(lay.width * lay.scale), height)
+    surface, views = window(round(lay.width * lay.scale), height)
     ctx = cairo.Context(surface)
     paint(ctx, "background")
     ctx.rectangle(0, 0, surface.get_width(), height)
@@ -250,13 +250,11 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
     top = first.top
     ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
     pen = new_pen(ctx)
-    pixels = memoryview(surface.get_data())
-    row, stride = 4 * surface.get_width(), surface.get_stride()
     drawn = run[0] * per_band - 1  # the row above the run's first: it may reach down into it
     for band in run:
         here = bands[offset + band]
         if here.bottom + margin - top > height:
-            move_up(surface, pixels, here.top - top, height)
+            move_up(surface, here.top - top, height)
             top = here.top
             ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
         high = (band + 1) * per_band + 1  # the row below the band's last, for the same reason
@@ -264,22 +262,27 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
         drawn = high
         surface.flush()
         packing.pack(offset + band,
-                     png_encoder.scanlines(pixels, row, stride, here.top - top, here.bottom - top))
+                     png_encoder.joined(views[here.top - top:here.bottom - top]))
 
 
-def window(width: int, height: int) -> Any:
-    """This thread's window surface, at least `height` device rows of `width`."""
-    found: Any = getattr(_local, "window", None)
-    if found is None or found.get_width() != width or found.get_height() < height \
-            or found.get_height() > 4 * height:
-        found = _local.window = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
+def window(width: int, height: int) -> tuple[Any, list[memoryview]]:
+    """This thread's window surface, at least `height` device rows of `width`, and views of
+    its rows."""
+    found: tuple[Any, list[memoryview]] | None = getattr(_local, "window", None)
+    if found is None or found[0].get_width() != width or not height <= len(found[1]) \
+            <= 4 * height:
+        surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
+        views = png_encoder.row_views(memoryview(surface.get_data()), 4 * width,
+                                      surface.get_stride(), 0, height)
+        found = _local.window = (surface, views)
     return found
 
 
-def move_up(surface: Any, pixels: memoryview, rows: int, height: int) -> None:
+def move_up(surface: Any, rows: int, height: int) -> None:
     """Moves the window's first `height` device rows up by `rows`, the background below."""
     surface.flush()
     stride = surface.get_stride()
+    pixels = memoryview(surface.get_data())
     pixels[:(height - rows) * stride] = pixels[rows * stride:height * stride]
     surface.mark_dirty()
     ctx = cairo.Context(surface)

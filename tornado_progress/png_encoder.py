@@ -63,11 +63,21 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
     return low | high << 16
 
 
-def scanlines(pixels: memoryview, row: int, stride: int, top: int, bottom: int) -> bytes:
-    """Rows `top` to `bottom` of an ARGB32 surface's pixels, each behind its filter byte 0
-    (none: filters would cost a pass in Python), copied once."""
-    rows = [pixels[start:start + row] for start in range(top * stride, bottom * stride, stride)]
+def row_views(pixels: memoryview, row: int, stride: int, top: int, bottom: int
+              ) -> list[memoryview]:
+    """Rows `top` to `bottom` of an ARGB32 surface's pixels, as views of them."""
+    return [pixels[start:start + row] for start in range(top * stride, bottom * stride, stride)]
+
+
+def joined(rows: list[memoryview]) -> bytes:
+    """The rows as scanlines, each behind its filter byte 0 (none: filters would cost a pass
+    in Python), copied once."""
     return b"\x00".join([b"", *rows])
+
+
+def scanlines(pixels: memoryview, row: int, stride: int, top: int, bottom: int) -> bytes:
+    """Rows `top` to `bottom` of an ARGB32 surface's pixels as scanlines."""
+    return joined(row_views(pixels, row, stride, top, bottom))
 
 
 def compress(lines: bytes) -> Piece:
