@@ -141,6 +141,7 @@ class PangoPen:
         self.ctx = ctx
         self.swapped = swapped  # the surface's red and blue are swapped (png_encoder)
         self.shelf = shelf()
+        self._glyphs = self.shelf.glyphs
         self._font: Font = (12.0, False)
 
     def font(self, size: float, bold: bool = False) -> None:
@@ -158,7 +159,7 @@ class PangoPen:
 
     def width(self, text: str) -> float:
         """The advance of `text` in px."""
-        run = self.shelf.glyphs.run(self._font, text)
+        run = self._glyphs.run(self._font, text)
         if run is not None:
             return run.width
         return self.shelf.shape(self._font, text, math.inf)[2]
@@ -169,11 +170,11 @@ class PangoPen:
         `room` px, or not at all if not even the ellipsis fits; returns the width drawn."""
         if not text:
             return 0.0
-        run: GlyphRun | None = self.shelf.glyphs.run(self._font, text)
-        if (run.width if run is not None else self.width(text)) <= room:
-            if run is not None:
-                self.shelf.glyphs.show(self.ctx, self._font, run, x - run.width if right else x, y)
-                return run.width
+        run: GlyphRun | None = self._glyphs.run(self._font, text)
+        if run is not None and run.width <= room:
+            self._glyphs.show(self.ctx, self._font, run, x - run.width if right else x, y)
+            return run.width
+        if self.width(text) <= room:
             room = math.inf
         elif self.width(ELLIPSIS) > room:
             return 0.0

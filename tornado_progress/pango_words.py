@@ -18,7 +18,6 @@ strings both ways).
 
 from __future__ import annotations
 
-import array
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,22 +37,20 @@ SCALE: int = Pango.SCALE  # Pango units a px (a constant looked up through PyGOb
 PLAIN = frozenset(map(chr, (*range(0x20, 0x7F), *range(0xA0, 0xAD), *range(0xAE, 0x180))))
 WORDS_KEPT = 8192  # words per thread, least recently used first out
 RUNS_KEPT = 2048  # strings per thread, the same way
-CHARACTERS_KEPT = 1 << 17  # in the strings kept (a string takes about 16 bytes a character)
+CHARACTERS_KEPT = 1 << 16  # in the strings kept (a string takes about 90 bytes a character)
 
 Font = tuple[float, bool]  # size in px, bold
+_UNKNOWN = object()  # a string not composed yet
 # A word's glyph indices, their x from the word's start and its advance, in Pango units; or
 # None: the word is drawn by Pango.
 Word = tuple[tuple[int, ...], tuple[int, ...], int] | None
 
 
-Glyph = tuple[int, float, float]  # index, x, y as cairo draws it
-
-
 class GlyphRun(NamedTuple):
-    """A string as glyphs: their indices, their x from the string's start (px), its advance."""
+    """A string as glyphs: each glyph's index and x from the string's start (px), and the
+    string's advance."""
 
-    indices: array.array[int]
-    offsets: array.array[float]
+    glyphs: tuple[tuple[int, float], ...]
     width: float
 
 
@@ -76,9 +73,10 @@ class WordGlyphs:
     def run(self, font: Font, text: str) -> GlyphRun | None:
         """`text` as glyphs, or None if Pango must draw it."""
         key = (font, text)
-        if key in self.runs:
+        found = self.runs.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
             self.runs.move_to_end(key)
-            return self.runs[key]
+            return found  # type: ignore[return-value]
         found = self._compose(font, text) if PLAIN.issuperset(text) else None
         self.runs[key] = found
         self.characters += len(text)
@@ -88,27 +86,18 @@ class WordGlyphs:
         return found
 
     def show(self, ctx: Any, font: Font, run: GlyphRun, x: float, y: float) -> None:
-        """Draws `run` on `ctx` with its baseline at y from x."""
-        self.draw(ctx, font, self.place(ctx, run, x, y))
-
-    def place(self, ctx: Any, run: GlyphRun, x: float, y: float) -> list[Glyph]:
-        """`run`'s glyphs with its baseline at y from x, which go through cairo's current point
-        first as Pango's do (cairo keeps it to 1/256 of a device pixel)."""
+        """Draws `run` on `ctx` with its baseline at y from x, which go through cairo's current
+        point first as Pango's do (cairo keeps it to 1/256 of a device pixel)."""
         ctx.move_to(x, y)
         x, y = ctx.get_current_point()
-        return [(index, x + offset, y) for index, offset in zip(run.indices, run.offsets,
-                                                                  strict=True)]
-
-    def draw(self, ctx: Any, font: Font, glyphs: list[Glyph]) -> None:
-        """Draws placed glyphs of `font`."""
-        ctx.set_scaled_font(self._scaled(font))
-        ctx.show_glyphs(glyphs)
+        ctx.set_scaled_font(self.scaled.get(font) or self._scaled(font))
+        ctx.show_glyphs([(index, x + offset, y) for index, offset in run.glyphs])
 
     def _compose(self, font: Font, text: str) -> GlyphRun | None:
         space = self.word(font, " ")
         if space is None:
             return None
-        indices, offsets = array.array("I"), array.array("d")
+        glyphs: list[tuple[int, float]] = []
         x = 0
         for number, part in enumerate(text.split(" ")):
             if number:
@@ -117,10 +106,10 @@ class WordGlyphs:
                 word = self.word(font, part)
                 if word is None:
                     return None
-                indices.extend(word[0])
-                offsets.extend((x + dx) / SCALE for dx in word[1])
+                glyphs.extend((index, (x + dx) / SCALE) for index, dx in zip(word[0], word[1],
+                                                                             strict=True))
                 x += word[2]
-        return GlyphRun(indices, offsets, x / SCALE)
+        return GlyphRun(tuple(glyphs), x / SCALE)
 
     def word(self, font: Font, text: str) -> Word:
         """`text` (no space inside, or one space) shaped by Pango, if drawing its glyphs gives
@@ -175,8 +164,9 @@ class WordGlyphs:
                 ctx.move_to(size, 2 * size)
                 PangoCairo.show_layout_line(ctx, line)
             else:
-                run = GlyphRun(array.array("I", word[0]),
-                               array.array("d", (dx / SCALE for dx in word[1])), 0.0)
+                run = GlyphRun(tuple((index, dx / SCALE) for index, dx in zip(word[0], word[1],
+                                                                              strict=True)),
+                               0.0)
                 self.show(ctx, font, run, size, 2 * size)
             surface.flush()
             drawn.append(bytes(surface.get_data()))
