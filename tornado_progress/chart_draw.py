@@ -187,7 +187,8 @@ def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],
     workers are the chart's rows from row `first` on (a band of the picture draws a few).
     Rows go in groups, the bars of a group before its texts, the groups ending where a band's
     rows drawn with the row below end (chart_bands.draw_run), so that a string reaching into
-    the next row lies over or under its bar alike in a picture drawn whole or in bands."""
+    the next row lies over or under its bar, and a group's names are drawn together, alike in
+    a picture drawn whole or in bands."""
     marks: list[Mark] = []
     pen.font(lay.font_size)
     step, count, low = lay.band_rows, len(workers), 0
@@ -195,27 +196,50 @@ def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],
         row = first + low
         high = min(count, ((row - 1) // step + 1) * step + 1 - first)
         draw_bars(pen.ctx, workers[low:high], states[low:high], lay, row)
-        for index in range(low, high):
-            top = lay.bar_top(first + index)
-            if lay.text:
-                draw_texts(pen, workers[index], states[index], lay, top)
-            elif states[index] in _MARKED:
-                marks.append((states[index], top, top + lay.bar_h))
+        if lay.text:
+            draw_texts(pen, workers[low:high], states[low:high], lay, row)
+        else:
+            for index in range(low, high):
+                if states[index] in _MARKED:
+                    top = lay.bar_top(first + index)
+                    marks.append((states[index], top, top + lay.bar_h))
         low = high
     return marks
 
 
-def draw_texts(pen: Pen, worker: Worker, state: str, lay: Layout, top: float) -> None:
-    """A row's name, figures and string."""
-    ctx = pen.ctx
+def draw_texts(pen: Pen, workers: Sequence[Worker], states: Sequence[str], lay: Layout,
+               first: int) -> None:
+    """The rows' strings, names and figures. The names, and the figures, of a group each go
+    in one call where the pen can place them (pen.placed): their columns hold nothing else,
+    and cairo draws glyphs of rows apart as it would row by row."""
     ascent, descent = pen.extents()
-    baseline = top + (lay.bar_h + ascent - descent) / 2
-    paint(ctx, "text")
-    pen.show(printable(worker.workid), MARGIN, baseline, lay.label_w)
-    paint(ctx, "muted-text")
-    pen.show(lay.figures(worker), lay.width - MARGIN, baseline, lay.figures_w, right=True)
-    draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
-                lay.bar_w * worker.fraction, baseline, palette.text_on(state, style().theme))
+    theme = style().theme
+    names: list[tuple[int, float, float]] = []
+    figures: list[tuple[int, float, float]] = []
+    for index, (worker, state) in enumerate(zip(workers, states, strict=True)):
+        top = lay.bar_top(first + index)
+        baseline = top + (lay.bar_h + ascent - descent) / 2
+        draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
+                    lay.bar_w * worker.fraction, baseline, palette.text_on(state, theme))
+        label(pen, names, "text", printable(worker.workid), MARGIN, baseline, lay.label_w)
+        label(pen, figures, "muted-text", lay.figures(worker), lay.width - MARGIN, baseline,
+              lay.figures_w, right=True)
+    for colour, glyphs in (("text", names), ("muted-text", figures)):
+        if glyphs:
+            paint(pen.ctx, colour)
+            pen.show_placed(glyphs)
+
+
+def label(pen: Pen, column: list[tuple[int, float, float]], colour: str, text: str, x: float,
+          baseline: float, room: float, right: bool = False) -> None:
+    """A name or figures: its glyphs added to `column`, or drawn at once if the pen cannot
+    place them."""
+    glyphs = pen.placed(text, x, baseline, room, right)
+    if glyphs is None:
+        paint(pen.ctx, colour)
+        pen.show(text, x, baseline, room, right)
+    else:
+        column.extend(glyphs)
 
 
 def draw_inside(pen: Pen, text: str, box: Rect, fill_w: float, baseline: float,

@@ -25,7 +25,7 @@ gi.require_version("Pango", "1.0")
 gi.require_version("PangoCairo", "1.0")
 from gi.repository import Pango, PangoCairo  # noqa: E402  (after require_version)
 
-from .pango_words import GlyphRun, WordGlyphs  # noqa: E402
+from .pango_words import Glyph, GlyphRun, WordGlyphs  # noqa: E402
 from .printable import ELLIPSIS  # noqa: E402
 
 FAMILIES = "DejaVu Sans, sans-serif"  # fontconfig adds the fallback fonts for what DejaVu lacks
@@ -187,6 +187,18 @@ class PangoPen:
             self.ctx.move_to(left, y)
             PangoCairo.show_layout_line(self.ctx, line)
         return drawn
+
+    def placed(self, text: str, x: float, y: float, room: float = math.inf,
+               right: bool = False) -> list[Glyph] | None:
+        """`text` as the glyphs `show` would draw, if it is plain and fits in `room`."""
+        run = self._glyphs.run(self._font, text) if text else None
+        if run is None or run.width > room:
+            return None
+        return self._glyphs.place(self.ctx, run, x - run.width if right else x, y)
+
+    def show_placed(self, glyphs: list[Glyph]) -> None:
+        """Draws glyphs from `placed` (of the current font) in one call."""
+        self._glyphs.draw(self.ctx, self._font, glyphs)
 
     def _show_swapped(self, line: Any, x: float, y: float) -> None:
         """The layout's line at (x, y) on a surface whose red and blue are swapped: a colour

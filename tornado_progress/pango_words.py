@@ -41,6 +41,7 @@ CHARACTERS_KEPT = 1 << 16  # in the strings kept (a string takes about 90 bytes 
 
 Font = tuple[float, bool]  # size in px, bold
 _UNKNOWN = object()  # a string not composed yet
+Glyph = tuple[int, float, float]  # index, x, y as cairo draws it
 # A word's glyph indices, their x from the word's start and its advance, in Pango units; or
 # None: the word is drawn by Pango.
 Word = tuple[tuple[int, ...], tuple[int, ...], int] | None
@@ -86,12 +87,20 @@ class WordGlyphs:
         return found
 
     def show(self, ctx: Any, font: Font, run: GlyphRun, x: float, y: float) -> None:
-        """Draws `run` on `ctx` with its baseline at y from x, which go through cairo's current
-        point first as Pango's do (cairo keeps it to 1/256 of a device pixel)."""
+        """Draws `run` on `ctx` with its baseline at y from x."""
+        self.draw(ctx, font, self.place(ctx, run, x, y))
+
+    def place(self, ctx: Any, run: GlyphRun, x: float, y: float) -> list[Glyph]:
+        """`run`'s glyphs with its baseline at y from x, which go through cairo's current point
+        first as Pango's do (cairo keeps it to 1/256 of a device pixel)."""
         ctx.move_to(x, y)
         x, y = ctx.get_current_point()
+        return [(index, x + offset, y) for index, offset in run.glyphs]
+
+    def draw(self, ctx: Any, font: Font, glyphs: list[Glyph]) -> None:
+        """Draws placed glyphs of `font` in the context's colour."""
         ctx.set_scaled_font(self.scaled.get(font) or self._scaled(font))
-        ctx.show_glyphs([(index, x + offset, y) for index, offset in run.glyphs])
+        ctx.show_glyphs(glyphs)
 
     def _compose(self, font: Font, text: str) -> GlyphRun | None:
         space = self.word(font, " ")

@@ -88,6 +88,13 @@ class ToyPen:
         self.ctx.show_text(cut)
         return drawn
 
+    def placed(self, text: str, x: float, y: float, room: float = math.inf,
+               right: bool = False) -> list[tuple[int, float, float]] | None:
+        return None  # the toy API shows text whole
+
+    def show_placed(self, glyphs: list[tuple[int, float, float]]) -> None:
+        self.ctx.show_glyphs(glyphs)
+
 
 def plain(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")

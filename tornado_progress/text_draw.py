@@ -53,6 +53,15 @@ class Pen(Protocol):
         with an ellipsis to `room` px, nothing if not even the ellipsis fits; the width
         drawn."""
 
+    def placed(self, text: str, x: float, y: float, room: float = math.inf,
+               right: bool = False) -> list[tuple[int, float, float]] | None:
+        """`text` as the glyphs `show` would draw, where the engine can hand them out (a
+        plain string that fits), else None."""
+
+    def show_placed(self, glyphs: list[tuple[int, float, float]]) -> None:
+        """Draws glyphs from `placed` in the current font and colour, in one call: glyphs of
+        strings that do not overlap come out as drawn string by string."""
+
 
 def engine() -> str:
     return "pango" if PANGO is not None else "cairo-toy"
