@@ -3,7 +3,7 @@ consecutive rows on a raster picture laid from small images drawn once (`lay_bar
 
 Where rows lie a whole number of device pixels apart, every row's bar has the same place
 within its device pixels, so the track, and the fill up to where its rounded end begins, are
-the same pixels in every row. They are drawn once, STAMP_ROWS rows at a time, on the picture's
+the same pixels in every row. They are drawn once, a few rows at a time, on the picture's
 background on a small surface (a "stamp": tracks, or tracks with their fills the whole width)
 and copied through pixel-aligned rectangles, which move them by whole pixels without
 resampling: a row's filled part from one stamp, the rest of its track from the other, every
@@ -28,17 +28,18 @@ from typing import Any
 import cairo
 
 FIXED = 256  # cairo's sub-pixel steps per px: places are taken to that precision
-STAMP_ROWS = 16  # rows a stamp holds
-STAMPS_KEPT = 16  # per thread, the least recently laid going first
+STAMP_ROWS = 16  # rows a stamp holds at most
+STAMP_BYTES = 1 << 20  # a stamp's pixels at most: fewer rows for wide pictures, paths past it
+STAMPS_KEPT = 8  # per thread, the least recently laid going first
 MIN_GAP_PX = 2  # device px between two rows' bars: closer bars share pixels, which a stamp
 #                 would blend otherwise than the paths one after the other
 _local = threading.local()
 
 Rgb = tuple[float, float, float]
 BarRow = tuple[float, float, Rgb, Rgb]  # a row's bar: its top, fraction, track, fill colour
-# Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, the
-# background, the track's colour and the fill's (None: a stamp of tracks alone).
-StampKey = tuple[float, float, float, float, float, float, int, Rgb, Rgb, Rgb | None]
+# Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, rows,
+# the background, the track's colour and the fill's (None: a stamp of tracks alone).
+StampKey = tuple[float, float, float, float, float, float, int, int, Rgb, Rgb, Rgb | None]
 
 
 def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
@@ -85,7 +86,7 @@ def stamps() -> OrderedDict[StampKey, Any]:
 
 
 def stamp(key: StampKey) -> Any:
-    """STAMP_ROWS bars `key` describes, one above the other, on the picture's background: the
+    """The bars `key` describes, one above the other, on the picture's background: the
     tracks, and the fills the whole width where a fill colour is given. Drawn at the picture's
     scale, as the picture's own paths would be, only moved by whole pixels."""
     kept = stamps()
@@ -93,16 +94,16 @@ def stamp(key: StampKey) -> Any:
     if found is not None:
         kept.move_to_end(key)
         return found
-    sub_x, sub_y, w, h, radius, scale, step, background, track, fill = key
+    sub_x, sub_y, w, h, radius, scale, step, rows, background, track, fill = key
     surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale),
-                                 (STAMP_ROWS - 1) * step + math.ceil(sub_y + h * scale))
+                                 (rows - 1) * step + math.ceil(sub_y + h * scale))
     ctx = cairo.Context(surface)
     ctx.set_source_rgb(*background)
     ctx.paint()
     ctx.scale(scale, scale)
     for colour in (track, fill):
         if colour is not None:
-            for row in range(STAMP_ROWS):
+            for row in range(rows):
                 rounded(ctx, sub_x / scale, (sub_y + row * step) / scale, w, h, radius)
             ctx.set_source_rgb(*colour)
             ctx.fill()
@@ -131,9 +132,12 @@ def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: 
             whole_and_sub(y0 + top * scale) != (first_top + index * step, sub_y)
             for index, (top, _, _, _) in enumerate(rows)):
         return list(range(len(rows)))
-    geometry = (sub_x, sub_y, w, h, radius, scale, step, background)
     height = math.ceil(sub_y + h * scale)  # device rows of one bar
     width = math.ceil(sub_x + w * scale)
+    per_stamp = min(STAMP_ROWS, STAMP_BYTES // (4 * width * max(step, height)))
+    if per_stamp < 1:
+        return list(range(len(rows)))
+    geometry = (sub_x, sub_y, w, h, radius, scale, step, per_stamp, background)
     spans: dict[tuple[Rgb, Rgb | None], list[tuple[int, int, int]]] = {}
     ends: dict[Rgb, list[tuple[int, int]]] = {}  # rows and the column where their end starts
     by_path = []
@@ -153,7 +157,7 @@ def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: 
     ctx.set_operator(cairo.OPERATOR_SOURCE)
     for (track_colour, fill_colour), laid in spans.items():
         lay(ctx, stamp((*geometry, track_colour, fill_colour)), left, first_top, step, height,
-            laid)
+            per_stamp, laid)
     ctx.restore()
     for fill, cuts in ends.items():
         for index, cut in cuts:
@@ -171,12 +175,12 @@ def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: 
 
 
 def lay(ctx: Any, surface: Any, left: int, first_top: int, step: int, height: int,
-        spans: Sequence[tuple[int, int, int]]) -> None:
+        per_stamp: int, spans: Sequence[tuple[int, int, int]]) -> None:
     """The stamp's columns `start` to `end` of each (row index, start, end) of `spans`, laid
-    with its first row at the row's place, STAMP_ROWS rows to a placing of the stamp."""
-    for first in range(0, spans[-1][0] + 1, STAMP_ROWS):
+    with its first row at the row's place, `per_stamp` rows to a placing of the stamp."""
+    for first in range(0, spans[-1][0] + 1, per_stamp):
         chunk = [(index, start, end) for index, start, end in spans
-                 if first <= index < first + STAMP_ROWS and end > start]
+                 if first <= index < first + per_stamp and end > start]
         if not chunk:
             continue
         ctx.set_source_surface(surface, left, first_top + first * step)

@@ -33,6 +33,7 @@ from .png_encoder import Piece
 from .text_draw import Pen, new_pen
 
 _local = threading.local()  # each render thread's window surface (draw_run)
+WINDOW_KEPT_BYTES = 4 << 20  # a larger window (a wide picture at a high scale) is not kept
 
 
 class PieceCache:
@@ -266,15 +267,16 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
 
 
 def window(width: int, height: int) -> tuple[Any, list[memoryview]]:
-    """This thread's window surface, at least `height` device rows of `width`, and views of
-    its rows."""
+    """A window surface, at least `height` device rows of `width`, and views of its rows:
+    this thread's, kept for its next pictures, unless larger than WINDOW_KEPT_BYTES."""
     found: tuple[Any, list[memoryview]] | None = getattr(_local, "window", None)
     if found is None or found[0].get_width() != width or not height <= len(found[1]) \
             <= 4 * height:
         surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
         views = png_encoder.row_views(memoryview(surface.get_data()), 4 * width,
                                       surface.get_stride(), 0, height)
-        found = _local.window = (surface, views)
+        found = (surface, views)
+        _local.window = found if 4 * width * height <= WINDOW_KEPT_BYTES else None
     return found
 
 
