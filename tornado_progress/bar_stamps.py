@@ -23,7 +23,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import cairo
 
@@ -113,79 +113,107 @@ def stamp(key: StampKey) -> Any:
     return found
 
 
+class Placing(NamedTuple):
+    """Where a group's bars fall in device pixels, and what its stamps are drawn from."""
+
+    left: int  # the bars' first device column
+    top: int  # the first bar's first device row
+    step: int  # device rows from a bar to the next
+    height: int  # device rows of one bar
+    width: int  # device columns of one bar
+    per_stamp: int  # bars to a stamp
+    geometry: tuple[float, float, float, float, float, float, int, int, Rgb]  # StampKey's start
+
+
+def placing(ctx: Any, x: float, w: float, h: float, radius: float, background: Rgb,
+            tops: Sequence[float]) -> Placing | None:
+    """The placing of bars x to x + w and `h` tall from `tops`, if ctx's matrix only scales
+    and moves, the bars are the same whole number of device pixels apart, at least MIN_GAP_PX
+    between two, and a stamp of one fits in STAMP_BYTES; else None."""
+    xx, yx, xy, yy, x0, y0 = tuple(ctx.get_matrix())
+    if yx or xy or xx != yy or xx <= 0 or not tops:
+        return None
+    left, sub_x = whole_and_sub(x0 + x * xx)
+    first_top, sub_y = whole_and_sub(y0 + tops[0] * xx)
+    step = whole_and_sub(y0 + tops[1] * xx)[0] - first_top if len(tops) > 1 else 0
+    if (len(tops) > 1 and step - h * xx < MIN_GAP_PX) or any(
+            whole_and_sub(y0 + top * xx) != (first_top + index * step, sub_y)
+            for index, top in enumerate(tops)):
+        return None
+    height, width = math.ceil(sub_y + h * xx), math.ceil(sub_x + w * xx)
+    per_stamp = min(STAMP_ROWS, STAMP_BYTES // (4 * width * max(step, height)))
+    if per_stamp < 1:
+        return None
+    return Placing(left, first_top, step, height, width, per_stamp,
+                   (sub_x, sub_y, w, h, radius, xx, step, per_stamp, background))
+
+
 def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: Rgb,
              rows: Sequence[BarRow]) -> list[int]:
     """Lays the bars of consecutive rows, x to x + w and `h` tall from each row's top, on the
-    picture's `background`, from stamps where ctx's matrix only scales and moves and the rows
-    are the same whole number of device pixels apart; answers the indices of the rows it left
-    to `path_bar` (all of them where stamps cannot serve, and fills too short to reach past
-    both rounded ends). A stamp is copied, not blended: the bar's box is the background and
-    the bar, whatever lay there."""
-    xx, yx, xy, yy, x0, y0 = tuple(ctx.get_matrix())
-    if yx or xy or xx != yy or xx <= 0 or not rows:
+    picture's `background`, from stamps where `placing` allows; answers the indices of the
+    rows it left to `path_bar` (all of them where stamps cannot serve, and fills too short to
+    reach past both rounded ends). A stamp is copied, not blended: the bar's box is the
+    background and the bar, whatever lay there."""
+    where = placing(ctx, x, w, h, radius, background, [top for top, _, _, _ in rows])
+    if where is None:
         return list(range(len(rows)))
-    scale = xx
-    left, sub_x = whole_and_sub(x0 + x * scale)
-    first_top, sub_y = whole_and_sub(y0 + rows[0][0] * scale)
-    step = whole_and_sub(y0 + rows[1][0] * scale)[0] - first_top if len(rows) > 1 else 0
-    if (len(rows) > 1 and step - h * scale < MIN_GAP_PX) or any(
-            whole_and_sub(y0 + top * scale) != (first_top + index * step, sub_y)
-            for index, (top, _, _, _) in enumerate(rows)):
-        return list(range(len(rows)))
-    height = math.ceil(sub_y + h * scale)  # device rows of one bar
-    width = math.ceil(sub_x + w * scale)
-    per_stamp = min(STAMP_ROWS, STAMP_BYTES // (4 * width * max(step, height)))
-    if per_stamp < 1:
-        return list(range(len(rows)))
-    geometry = (sub_x, sub_y, w, h, radius, scale, step, per_stamp, background)
+    sub_x, scale = where.geometry[0], where.geometry[5]
     spans: dict[tuple[Rgb, Rgb | None], list[tuple[int, int, int]]] = {}
     ends: dict[Rgb, list[tuple[int, int]]] = {}  # rows and the column where their end starts
     by_path = []
     for index, (_, fraction, track, fill) in enumerate(rows):
         if fraction <= 0:
-            spans.setdefault((track, None), []).append((index, 0, width))
+            spans.setdefault((track, None), []).append((index, 0, where.width))
             continue
         cut = math.floor(sub_x + (w * fraction - radius) * scale)
         if cut < sub_x + radius * scale:
             by_path.append(index)  # its fill's two rounded ends meet: the path's shape
             continue
         spans.setdefault((track, fill), []).append((index, 0, cut))
-        spans.setdefault((track, None), []).append((index, cut, width))
+        spans.setdefault((track, None), []).append((index, cut, where.width))
         ends.setdefault(fill, []).append((index, cut))
     ctx.save()
     ctx.identity_matrix()
     ctx.set_operator(cairo.OPERATOR_SOURCE)
     for (track_colour, fill_colour), laid in spans.items():
-        lay(ctx, stamp((*geometry, track_colour, fill_colour)), left, first_top, step, height,
-            per_stamp, laid)
+        lay(ctx, stamp((*where.geometry, track_colour, fill_colour)), where, laid)
     ctx.restore()
     for fill, cuts in ends.items():
-        for index, cut in cuts:
-            top, fraction = rows[index][0], rows[index][1]
-            edge = (left + cut - x0) / scale  # the stamp's part ends on this pixel edge
-            end = x + w * fraction
-            ctx.move_to(edge, top)
-            ctx.arc(end - radius, top + radius, radius, -math.pi / 2, 0)
-            ctx.arc(end - radius, top + h - radius, radius, 0, math.pi / 2)
-            ctx.line_to(edge, top + h)
-            ctx.close_path()
+        draw_ends(ctx, x, w, h, radius, where, [(rows[index], cut) for index, cut in cuts])
         ctx.set_source_rgb(*fill)
         ctx.fill()
     return by_path
 
 
-def lay(ctx: Any, surface: Any, left: int, first_top: int, step: int, height: int,
-        per_stamp: int, spans: Sequence[tuple[int, int, int]]) -> None:
+def draw_ends(ctx: Any, x: float, w: float, h: float, radius: float, where: Placing,
+              cuts: Sequence[tuple[BarRow, int]]) -> None:
+    """Adds to ctx's path each fill's rounded end, from the device column where its stamp's
+    part stops, in the picture's own coordinates (arcs drawn at another scale come out
+    differently)."""
+    x0, scale = ctx.get_matrix()[4], where.geometry[5]
+    for (top, fraction, _, _), cut in cuts:
+        edge = (where.left + cut - x0) / scale  # a pixel edge
+        end = x + w * fraction
+        ctx.move_to(edge, top)
+        ctx.arc(end - radius, top + radius, radius, -math.pi / 2, 0)
+        ctx.arc(end - radius, top + h - radius, radius, 0, math.pi / 2)
+        ctx.line_to(edge, top + h)
+        ctx.close_path()
+
+
+def lay(ctx: Any, surface: Any, where: Placing, spans: Sequence[tuple[int, int, int]]) -> None:
     """The stamp's columns `start` to `end` of each (row index, start, end) of `spans`, laid
-    with its first row at the row's place, `per_stamp` rows to a placing of the stamp."""
-    for first in range(0, spans[-1][0] + 1, per_stamp):
+    with its first row at the row's place, `where.per_stamp` rows to a placing of it."""
+    for first in range(0, spans[-1][0] + 1, where.per_stamp):
         chunk = [(index, start, end) for index, start, end in spans
-                 if first <= index < first + per_stamp and end > start]
+                 if first <= index < first + where.per_stamp and end > start]
         if not chunk:
             continue
-        ctx.set_source_surface(surface, left, first_top + first * step)
+        ctx.set_source_surface(surface, where.left, where.top + first * where.step)
         for index, start, end in chunk:
-            ctx.rectangle(left + start, first_top + index * step, end - start, height)
+            ctx.rectangle(where.left + start, where.top + index * where.step, end - start,
+                          where.height)
         ctx.fill()
 
 

@@ -29,7 +29,7 @@ from .chart_layout import (
 from .model import Worker
 from .picture import paint, source, style
 from .printable import printable
-from .text_draw import Pen
+from .text_draw import Glyph, Pen
 
 _LEGEND = (("running", "ok"), ("done", "done"), ("failed", "failed"), ("stale", "stale"))
 # Which state a strip of several workers shows: the one that most needs to be seen.
@@ -214,8 +214,8 @@ def draw_texts(pen: Pen, workers: Sequence[Worker], states: Sequence[str], lay: 
     and cairo draws glyphs of rows apart as it would row by row."""
     ascent, descent = pen.extents()
     theme = style().theme
-    names: list[tuple[int, float, float]] = []
-    figures: list[tuple[int, float, float]] = []
+    names: list[Glyph] = []
+    figures: list[Glyph] = []
     for index, (worker, state) in enumerate(zip(workers, states, strict=True)):
         top = lay.bar_top(first + index)
         baseline = top + (lay.bar_h + ascent - descent) / 2
@@ -230,7 +230,7 @@ def draw_texts(pen: Pen, workers: Sequence[Worker], states: Sequence[str], lay: 
             pen.show_placed(glyphs)
 
 
-def label(pen: Pen, column: list[tuple[int, float, float]], colour: str, text: str, x: float,
+def label(pen: Pen, column: list[Glyph], colour: str, text: str, x: float,
           baseline: float, room: float, right: bool = False) -> None:
     """A name or figures: its glyphs added to `column`, or drawn at once if the pen cannot
     place them."""

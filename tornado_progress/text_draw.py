@@ -29,6 +29,7 @@ except (ImportError, ValueError) as missing:  # no PyGObject, or no Pango typeli
     PANGO = None
     MISSING = f"{type(missing).__name__}: {missing}"
 
+Glyph = tuple[int, float, float]  # a glyph's index, x and y, as cairo draws it
 # What cairo or PyGObject raise for a string they refuse.
 TEXT_ERRORS = (cairo.Error, ValueError, TypeError, UnicodeError)
 
@@ -54,11 +55,11 @@ class Pen(Protocol):
         drawn."""
 
     def placed(self, text: str, x: float, y: float, room: float = math.inf,
-               right: bool = False) -> list[tuple[int, float, float]] | None:
+               right: bool = False) -> list[Glyph] | None:
         """`text` as the glyphs `show` would draw, where the engine can hand them out (a
         plain string that fits), else None."""
 
-    def show_placed(self, glyphs: list[tuple[int, float, float]]) -> None:
+    def show_placed(self, glyphs: list[Glyph]) -> None:
         """Draws glyphs from `placed` in the current font and colour, in one call: glyphs of
         strings that do not overlap come out as drawn string by string."""
 
