@@ -1,6 +1,7 @@
 """Bars laid from stamps (bar_stamps.py): the pixels of the bars' paths (within one level of a
-channel at scale 1, two at other scales), used only where rows are whole device pixels apart
-on a raster picture, short fills by their paths, stamps bounded per thread."""
+channel at scale 1, a few on curved edges at other scales), used only where rows
+are whole device pixels apart on a raster picture, short fills and ends near the track's end by
+their paths, stamps bounded per thread."""
 
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ def count_laid(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return laid
 
 
-@pytest.mark.parametrize(("count", "scale", "most"), [(12, 1, 1), (100, 1, 1), (100, 2, 2),
-                                                      (40, 1.5, 2)])
+@pytest.mark.parametrize(("count", "scale", "most"), [(12, 1, 1), (100, 1, 1), (100, 2, 8),
+                                                      (40, 1.5, 8)])
 def test_stamped_bars_are_the_paths_pixels(count: int, scale: float, most: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     laid = count_laid(monkeypatch)
@@ -124,3 +125,13 @@ def test_a_window_too_large_to_keep_is_not_kept() -> None:
     surface, views = chart_bands.window(16_000, 400)
     assert surface.get_width() == 16_000 and len(views) == 400
     assert chart_bands._local.window is None  # 25 MB: made for this picture alone
+
+
+def test_end_stamps_are_bounded_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bar_stamps, "ENDS_KEPT", 5)
+    ctx = cairo.Context(cairo.ImageSurface(cairo.FORMAT_ARGB32, 400, 100))
+    grey, blue = (0.9, 0.9, 0.9), (0.1, 0.3, 0.9)
+    for step in range(20):  # every fill ends somewhere else: an end stamp each
+        rows = [(10.5 + 20 * k, 0.2 + step / 50 + k / 500, grey, blue) for k in range(3)]
+        assert bar_stamps.lay_bars(ctx, 10.3, 300, 12, 5, WHITE, rows) == []
+    assert len(bar_stamps.end_stamps()) == 5

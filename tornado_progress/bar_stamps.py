@@ -8,11 +8,13 @@ background on a small surface (a "stamp": tracks, or tracks with their fills the
 and copied through pixel-aligned rectangles, which move them by whole pixels without
 resampling: a row's filled part from one stamp, the rest of its track from the other, every
 row of a group that takes the same stamp in one fill. The rounded end of each fill, which
-moves with its fraction, is a path from the pixel edge where the copy stops, every row's end
-of a colour in one fill: the joins fall on pixel edges and leave no seam. A pixel on an
-anti-aliased edge may differ by one level of a channel from the path drawn straight onto the
-picture; which way a bar is drawn depends only on the picture's geometry, so a picture is
-always the same.
+moves with its fraction, is copied from a stamp of its own (drawn for that place, kept for
+the next bar that ends there), from the pixel edge where the fill's copy stops: the joins fall
+on pixel edges and leave no seam. An end close to the track's own end is a path. A stamp's
+place is taken to 1/256 of a pixel, and its curves are flattened from coordinates that differ
+from the picture's in their last bits, so a pixel on an anti-aliased edge may differ from the
+bars' paths by a level of a channel at scale 1, a few on curved edges at other scales. Which
+way a bar is drawn depends only on the picture's geometry, so a picture is always the same.
 
 Stamps are per thread (cairo surfaces are not shared between threads), a few at most.
 """
@@ -31,12 +33,17 @@ FIXED = 256  # cairo's sub-pixel steps per px: places are taken to that precisio
 STAMP_ROWS = 16  # rows a stamp holds at most
 STAMP_BYTES = 1 << 20  # a stamp's pixels at most: fewer rows for wide pictures, paths past it
 STAMPS_KEPT = 8  # per thread, the least recently laid going first
+ENDS_KEPT = 1024  # stamps of a fill's rounded end (a few KB each) per thread
 MIN_GAP_PX = 2  # device px between two rows' bars: closer bars share pixels, which a stamp
 #                 would blend otherwise than the paths one after the other
 _local = threading.local()
 
 Rgb = tuple[float, float, float]
 BarRow = tuple[float, float, Rgb, Rgb]  # a row's bar: its top, fraction, track, fill colour
+# A fill's rounded end: the bar's sub-pixel top (device px), height and radius in px, scale,
+# where the end is from the stamp's first column (device px), the stamp's columns,
+# the background, the track's colour and the fill's.
+EndKey = tuple[float, float, float, float, float, int, Rgb, Rgb, Rgb]
 # Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, rows,
 # the background, the track's colour and the fill's (None: a stamp of tracks alone).
 StampKey = tuple[float, float, float, float, float, float, int, int, Rgb, Rgb, Rgb | None]
@@ -148,6 +155,42 @@ def placing(ctx: Any, x: float, w: float, h: float, radius: float, background: R
                    (sub_x, sub_y, w, h, radius, xx, step, per_stamp, background))
 
 
+def end_stamps() -> OrderedDict[EndKey, Any]:
+    found: OrderedDict[EndKey, Any] | None = getattr(_local, "ends", None)
+    if found is None:
+        found = _local.ends = OrderedDict()
+    return found
+
+
+def end_stamp(key: EndKey) -> Any:
+    """A fill's rounded end on its flat track, on the picture's background: `columns` device
+    columns from the pixel edge where the fill's stamp stops, the end `end` device px after
+    it. The track and the fill reach past the stamp on both sides, so that only their flat
+    parts and the fill's end are in it."""
+    kept = end_stamps()
+    found = kept.get(key)
+    if found is not None:
+        kept.move_to_end(key)
+        return found
+    sub_y, h, radius, scale, end, columns, background, track, fill = key
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, columns, math.ceil(sub_y + h * scale))
+    ctx = cairo.Context(surface)
+    ctx.set_source_rgb(*background)
+    ctx.paint()
+    ctx.scale(scale, scale)
+    beyond = 4 * radius  # past the stamp's edges, in px
+    rounded(ctx, -beyond, sub_y / scale, columns / scale + 2 * beyond, h, radius)
+    ctx.set_source_rgb(*track)
+    ctx.fill()
+    rounded(ctx, -beyond, sub_y / scale, end / scale + beyond, h, radius)
+    ctx.set_source_rgb(*fill)
+    ctx.fill()
+    found = kept[key] = surface
+    while len(kept) > ENDS_KEPT:
+        kept.popitem(last=False)
+    return found
+
+
 def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: Rgb,
              rows: Sequence[BarRow]) -> list[int]:
     """Lays the bars of consecutive rows, x to x + w and `h` tall from each row's top, on the
@@ -158,28 +201,45 @@ def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: 
     where = placing(ctx, x, w, h, radius, background, [top for top, _, _, _ in rows])
     if where is None:
         return list(range(len(rows)))
-    sub_x, scale = where.geometry[0], where.geometry[5]
+    sub_x, sub_y, scale = where.geometry[0], where.geometry[1], where.geometry[5]
+    x0 = ctx.get_matrix()[4]
+    columns = math.ceil(radius * scale) + 2  # of an end stamp: from its edge past the fill's end
+    flat = math.floor(sub_x + (w - radius) * scale)  # the track's right end starts after this
     spans: dict[tuple[Rgb, Rgb | None], list[tuple[int, int, int]]] = {}
-    ends: dict[Rgb, list[tuple[int, int]]] = {}  # rows and the column where their end starts
+    ends: list[tuple[int, int, EndKey]] = []  # rows, the column where their end starts, its key
+    paths: dict[Rgb, list[tuple[int, int]]] = {}  # ends near the track's end: as paths
     by_path = []
     for index, (_, fraction, track, fill) in enumerate(rows):
         if fraction <= 0:
             spans.setdefault((track, None), []).append((index, 0, where.width))
             continue
-        cut = math.floor(sub_x + (w * fraction - radius) * scale)
+        end = sub_x + w * fraction * scale
+        cut = math.floor(end - radius * scale)
         if cut < sub_x + radius * scale:
             by_path.append(index)  # its fill's two rounded ends meet: the path's shape
             continue
         spans.setdefault((track, fill), []).append((index, 0, cut))
-        spans.setdefault((track, None), []).append((index, cut, where.width))
-        ends.setdefault(fill, []).append((index, cut))
+        if cut + columns <= flat:
+            # The end's place from the stamp's edge as the path would have it, not rounded:
+            # arcs from places a 256th of a pixel apart are flattened otherwise.
+            exact = x0 + (x + w * fraction) * scale - where.left - cut
+            ends.append((index, cut, (sub_y, h, radius, scale, exact, columns,
+                                      where.geometry[-1], track, fill)))
+            spans.setdefault((track, None), []).append((index, cut + columns, where.width))
+        else:
+            spans.setdefault((track, None), []).append((index, cut, where.width))
+            paths.setdefault(fill, []).append((index, cut))
     ctx.save()
     ctx.identity_matrix()
     ctx.set_operator(cairo.OPERATOR_SOURCE)
     for (track_colour, fill_colour), laid in spans.items():
         lay(ctx, stamp((*where.geometry, track_colour, fill_colour)), where, laid)
+    for index, cut, key in ends:
+        ctx.set_source_surface(end_stamp(key), where.left + cut, where.top + index * where.step)
+        ctx.rectangle(where.left + cut, where.top + index * where.step, columns, where.height)
+        ctx.fill()
     ctx.restore()
-    for fill, cuts in ends.items():
+    for fill, cuts in paths.items():
         draw_ends(ctx, x, w, h, radius, where, [(rows[index], cut) for index, cut in cuts])
         ctx.set_source_rgb(*fill)
         ctx.fill()
