@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import cairo
@@ -85,10 +85,33 @@ def path_bar(ctx: Any, box: tuple[float, float, float, float], radius: float, fr
     ctx.restore()
 
 
-def stamps() -> OrderedDict[StampKey, Any]:
-    found: OrderedDict[StampKey, Any] | None = getattr(_local, "stamps", None)
+def kept(name: str) -> OrderedDict[Any, Any]:
+    """This thread's stamps of one kind ("stamps", "ends"), the least recently laid first."""
+    found: OrderedDict[Any, Any] | None = getattr(_local, name, None)
     if found is None:
-        found = _local.stamps = OrderedDict()
+        found = OrderedDict()
+        setattr(_local, name, found)
+    return found
+
+
+def stamps() -> OrderedDict[StampKey, Any]:
+    return kept("stamps")
+
+
+def end_stamps() -> OrderedDict[EndKey, Any]:
+    return kept("ends")
+
+
+def kept_or_made(stamps_kept: OrderedDict[Any, Any], key: Any, make: Callable[[], Any],
+                 limit: int) -> Any:
+    """The stamp for `key` from `stamps_kept`, or `make()`'s, kept with at most `limit`."""
+    found = stamps_kept.get(key)
+    if found is not None:
+        stamps_kept.move_to_end(key)
+        return found
+    found = stamps_kept[key] = make()
+    while len(stamps_kept) > limit:
+        stamps_kept.popitem(last=False)
     return found
 
 
@@ -96,11 +119,10 @@ def stamp(key: StampKey) -> Any:
     """The bars `key` describes, one above the other, on the picture's background: the
     tracks, and the fills the whole width where a fill colour is given. Drawn at the picture's
     scale, as the picture's own paths would be, only moved by whole pixels."""
-    kept = stamps()
-    found = kept.get(key)
-    if found is not None:
-        kept.move_to_end(key)
-        return found
+    return kept_or_made(stamps(), key, lambda: draw_stamp(key), STAMPS_KEPT)
+
+
+def draw_stamp(key: StampKey) -> Any:
     sub_x, sub_y, w, h, radius, scale, step, rows, background, track, fill = key
     surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale),
                                  (rows - 1) * step + math.ceil(sub_y + h * scale))
@@ -114,10 +136,7 @@ def stamp(key: StampKey) -> Any:
                 rounded(ctx, sub_x / scale, (sub_y + row * step) / scale, w, h, radius)
             ctx.set_source_rgb(*colour)
             ctx.fill()
-    found = kept[key] = surface
-    while len(kept) > STAMPS_KEPT:
-        kept.popitem(last=False)
-    return found
+    return surface
 
 
 class Placing(NamedTuple):
@@ -155,23 +174,15 @@ def placing(ctx: Any, x: float, w: float, h: float, radius: float, background: R
                    (sub_x, sub_y, w, h, radius, xx, step, per_stamp, background))
 
 
-def end_stamps() -> OrderedDict[EndKey, Any]:
-    found: OrderedDict[EndKey, Any] | None = getattr(_local, "ends", None)
-    if found is None:
-        found = _local.ends = OrderedDict()
-    return found
-
-
 def end_stamp(key: EndKey) -> Any:
     """A fill's rounded end on its flat track, on the picture's background: `columns` device
     columns from the pixel edge where the fill's stamp stops, the end `end` device px after
     it. The track and the fill reach past the stamp on both sides, so that only their flat
     parts and the fill's end are in it."""
-    kept = end_stamps()
-    found = kept.get(key)
-    if found is not None:
-        kept.move_to_end(key)
-        return found
+    return kept_or_made(end_stamps(), key, lambda: draw_end_stamp(key), ENDS_KEPT)
+
+
+def draw_end_stamp(key: EndKey) -> Any:
     sub_y, h, radius, scale, end, columns, background, track, fill = key
     surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, columns, math.ceil(sub_y + h * scale))
     ctx = cairo.Context(surface)
@@ -185,10 +196,7 @@ def end_stamp(key: EndKey) -> Any:
     rounded(ctx, -beyond, sub_y / scale, end / scale + beyond, h, radius)
     ctx.set_source_rgb(*fill)
     ctx.fill()
-    found = kept[key] = surface
-    while len(kept) > ENDS_KEPT:
-        kept.popitem(last=False)
-    return found
+    return surface
 
 
 def lay_bars(ctx: Any, x: float, w: float, h: float, radius: float, background: Rgb,
