@@ -6,10 +6,10 @@ drawn and compressed again; the picture is the pieces joined into one zlib strea
 
 The pixels are those of drawing the whole picture at once. The header's zones are drawn
 clipped to their own device rows (chart_draw.draw_header), so a zone shows only itself. A run
-of neighbouring bands to draw is drawn on one surface of exactly its device rows, with the rows
-just around it too, so that whatever of a neighbour reaches into a band (a tall glyph) is
-there, in the same order; each band of the run is compressed as soon as the rows that reach
-into it are drawn.
+of neighbouring bands to draw is drawn band by band on a window surface a band and a margin
+tall, with the rows just around each band too, so that whatever of a neighbour reaches into a
+band (a tall glyph) is there, in the same order; each band is compressed as soon as the rows
+that reach into it are drawn, and the window moves down to the next.
 """
 
 from __future__ import annotations
@@ -166,10 +166,8 @@ def render_banded(chart: ChartInput, workers: Sequence[Worker], states: Sequence
         draw_rows(pen, workers[low:high], states[low:high], lay, low)
 
     zones_missing = [index for index in range(len(HEADER_ZONES)) if index in missing]
-    if len(zones_missing) == len(HEADER_ZONES):
-        draw_header_whole(chart, counts, lay, bands, rows, packing)
-    for index in zones_missing if len(zones_missing) < len(HEADER_ZONES) else ():
-        draw_zone(chart, counts, lay, bands[index], HEADER_ZONES[index], rows, packing, index)
+    if zones_missing:
+        draw_zones(chart, counts, lay, bands, zones_missing, rows, packing)
     first_band = len(HEADER_ZONES)
     runs = [index for index in sorted(missing) if index >= first_band]
     for run in consecutive(runs):
@@ -190,44 +188,33 @@ def consecutive(indices: Sequence[int]) -> list[list[int]]:
     return runs
 
 
-def draw_zone(chart: ChartInput, counts: dict[str, Any], lay: Layout, band: Band, zone: str,
-              rows: Callable[[Pen, int, int], None], packing: Packing, index: int) -> None:
-    """A zone of the header on its own surface; the legend's with the first row, which may
-    reach up into it."""
-    if band.bottom == band.top:  # a zone of no rows at this scale
-        packing.pack(index, b"")
-        return
-    surface, pen = surface_for(lay, band.top, band.bottom)
-    draw_header(pen, chart, counts, lay.width, lay.scale, (zone,))
-    if zone == "legend":
-        rows(pen, 0, 1)
-    packing.pack(index, png_encoder.surface_lines(surface))
-
-
-def draw_header_whole(chart: ChartInput, counts: dict[str, Any], lay: Layout,
-                      bands: Sequence[Band], rows: Callable[[Pen, int, int], None],
-                      packing: Packing) -> None:
-    """Every zone of the header on one surface, each clipped to its rows as `draw_zone` draws
-    it (the first row too, to the legend's), then handed to `packing` zone by zone."""
+def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Sequence[Band],
+               zones: Sequence[int], rows: Callable[[Pen, int, int], None],
+               packing: Packing) -> None:
+    """The header's zones `zones` (indices into HEADER_ZONES) on one surface of the header's
+    rows, each clipped to its own (chart_draw.draw_header), the legend's with the first row,
+    which may reach up into it, clipped to the legend too; then handed to `packing` zone by
+    zone."""
     top, bottom = bands[0].top, bands[len(HEADER_ZONES) - 1].bottom
-    if bottom == top:
-        for index in range(len(HEADER_ZONES)):
+    if bottom == top:  # a header of no rows at this scale
+        for index in zones:
             packing.pack(index, b"")
         return
     surface, pen = surface_for(lay, top, bottom)
-    draw_header(pen, chart, counts, lay.width, lay.scale)
-    legend = bands[HEADER_ZONES.index("legend")]
-    pen.ctx.save()
-    clip_rows(pen.ctx, legend.top, legend.bottom, lay.scale)
-    rows(pen, 0, 1)
-    pen.ctx.restore()
+    draw_header(pen, chart, counts, lay.width, lay.scale, [HEADER_ZONES[index] for index in zones])
+    legend = HEADER_ZONES.index("legend")
+    if legend in zones:
+        pen.ctx.save()
+        clip_rows(pen.ctx, bands[legend].top, bands[legend].bottom, lay.scale)
+        rows(pen, 0, 1)
+        pen.ctx.restore()
     surface.flush()
     pixels = memoryview(surface.get_data())
-    for index in range(len(HEADER_ZONES)):
-        band = bands[index]
+    for index in zones:
         packing.pack(index, png_encoder.scanlines(pixels, 4 * surface.get_width(),
-                                                  surface.get_stride(), band.top - top,
-                                                  band.bottom - top))
+                                                  surface.get_stride(),
+                                                  bands[index].top - top,
+                                                  bands[index].bottom - top))
 
 
 def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
@@ -243,7 +230,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
     height = min(last.bottom - first.top,
                  max(bands[offset + band].bottom - bands[offset + band].top for band in run)
                  + margin)
-    surface, views = window(round(lay.width * lay.scale), height)
+    surface, lines = window(round(lay.width * lay.scale), height)
     ctx = cairo.Context(surface)
     paint(ctx, "background")
     ctx.rectangle(0, 0, surface.get_width(), height)
@@ -263,7 +250,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
         drawn = high
         surface.flush()
         packing.pack(offset + band,
-                     png_encoder.joined(views[here.top - top:here.bottom - top]))
+                     png_encoder.joined(lines[here.top - top:here.bottom - top]))
 
 
 def window(width: int, height: int) -> tuple[Any, list[memoryview]]:
