@@ -170,8 +170,8 @@ class PangoPen:
         `room` px, or not at all if not even the ellipsis fits; returns the width drawn."""
         if not text:
             return 0.0
-        run: GlyphRun | None = self._glyphs.run(self._font, text)
-        if run is not None and run.width <= room:
+        run = self._fitting(text, room)
+        if run is not None:
             self._glyphs.show(self.ctx, self._font, run, x - run.width if right else x, y)
             return run.width
         if self.width(text) <= room:
@@ -191,10 +191,15 @@ class PangoPen:
     def placed(self, text: str, x: float, y: float, room: float = math.inf,
                right: bool = False) -> list[Glyph] | None:
         """`text` as the glyphs `show` would draw, if it is plain and fits in `room`."""
-        run = self._glyphs.run(self._font, text) if text else None
-        if run is None or run.width > room:
+        run = self._fitting(text, room) if text else None
+        if run is None:
             return None
         return self._glyphs.place(self.ctx, run, x - run.width if right else x, y)
+
+    def _fitting(self, text: str, room: float) -> GlyphRun | None:
+        """`text` as glyphs, if it is plain and fits in `room` (else Pango's to draw)."""
+        run = self._glyphs.run(self._font, text)
+        return run if run is not None and run.width <= room else None
 
     def show_placed(self, glyphs: list[Glyph]) -> None:
         """Draws glyphs from `placed` (of the current font) in one call."""

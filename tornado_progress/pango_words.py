@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import cairo
@@ -99,7 +99,7 @@ class WordGlyphs:
 
     def draw(self, ctx: Any, font: Font, glyphs: list[Glyph]) -> None:
         """Draws placed glyphs of `font` in the context's colour."""
-        ctx.set_scaled_font(self.scaled.get(font) or self._scaled(font))
+        ctx.set_scaled_font(self._scaled(font))
         ctx.show_glyphs(glyphs)
 
     def _compose(self, font: Font, text: str) -> GlyphRun | None:
@@ -115,8 +115,7 @@ class WordGlyphs:
                 word = self.word(font, part)
                 if word is None:
                     return None
-                glyphs.extend((index, (x + dx) / SCALE) for index, dx in zip(word[0], word[1],
-                                                                             strict=True))
+                glyphs.extend(word_glyphs(word, x))
                 x += word[2]
         return GlyphRun(tuple(glyphs), x / SCALE)
 
@@ -173,13 +172,17 @@ class WordGlyphs:
                 ctx.move_to(size, 2 * size)
                 PangoCairo.show_layout_line(ctx, line)
             else:
-                run = GlyphRun(tuple((index, dx / SCALE) for index, dx in zip(word[0], word[1],
-                                                                              strict=True)),
-                               0.0)
+                run = GlyphRun(tuple(word_glyphs(word, 0)), 0.0)
                 self.show(ctx, font, run, size, 2 * size)
             surface.flush()
             drawn.append(bytes(surface.get_data()))
         return drawn[0] == drawn[1]
+
+
+def word_glyphs(word: tuple[tuple[int, ...], tuple[int, ...], int], x: int
+                ) -> Iterator[tuple[int, float]]:
+    """A word's glyphs, each its index and x (px), the word starting `x` Pango units in."""
+    return ((index, (x + dx) / SCALE) for index, dx in zip(word[0], word[1], strict=True))
 
 
 def pango_size(size: float) -> float:
