@@ -42,8 +42,12 @@ Mark = tuple[str, float, float]  # colour, top, bottom
 
 def draw_bar(ctx: Any, box: Rect, fraction: float, colour: str) -> None:
     """A rounded track with its fill (bar_stamps.path_bar)."""
-    path_bar(ctx, box, bar_radius(box[3]), fraction,
-             source("failed-track" if colour == "failed" else "track"), source(colour))
+    path_bar(ctx, box, bar_radius(box[3]), fraction, source(track_of(colour)), source(colour))
+
+
+def track_of(state: str) -> str:
+    """The colour of the track under a fill of `state`."""
+    return "failed-track" if state == "failed" else "track"
 
 
 def bar_radius(height: float) -> float:
@@ -54,8 +58,7 @@ def draw_bars(ctx: Any, workers: Sequence[Worker], states: Sequence[str], lay: L
               first: int) -> None:
     """The bars of rows `first` on: laid from stamps on a raster picture where they can be,
     else (and for fills too short for them) drawn each as its path."""
-    rows = [(lay.bar_top(first + index), worker.fraction,
-             source("failed-track" if state == "failed" else "track"), source(state))
+    rows = [(lay.bar_top(first + index), worker.fraction, source(track_of(state)), source(state))
             for index, (worker, state) in enumerate(zip(workers, states, strict=True))]
     radius = bar_radius(lay.bar_h)
     by_path = lay_bars(ctx, lay.bar_x, lay.bar_w, lay.bar_h, radius, source("background"),
@@ -287,7 +290,7 @@ def draw_strips(ctx: Any, fractions: Sequence[float], states: Sequence[str],
         y0, y1 = top + strip * rows // strips, top + (strip + 1) * rows // strips
         group = states[low:high]
         colour = group[0] if len(group) == 1 else next(s for s in _PRIORITY if s in group)
-        track = "failed-track" if colour == "failed" else "track"
+        track = track_of(colour)
         rects.setdefault(track, []).append((x, y0, full, y1 - y0))
         fill_w = round(full * sum(fractions[low:high]) / (high - low))
         if fill_w:
