@@ -21,13 +21,10 @@ collection: memory stays within about `growth` times the live set, whatever clie
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
-
-log = logging.getLogger("tornado_progress.collector")
 
 # How often growth is checked (seconds), how much growth calls for a full collection, and below
 # how many frozen objects none is worth its stall.

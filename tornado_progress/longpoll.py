@@ -192,12 +192,13 @@ class Waiters:
 
     def _round_done(self, round_: Round) -> None:
         """The round's cost sets the job's pause; a change meanwhile is answered after it."""
-        seconds = self.cpu_clock() - round_.cpu_started
+        cpu = self.cpu_clock()
+        seconds = cpu - round_.cpu_started
         self.record_round(seconds, len(round_.waiters))
         now = asyncio.get_running_loop().time()
         if len(self._paused) >= _LAST_WAKE_SWEEP:  # jobs long since quiet go
             self._paused = {k: p for k, p in self._paused.items() if p.due > now}
-        self._paused[round_.key] = Pause(now, self.cpu_clock(),
+        self._paused[round_.key] = Pause(now, cpu,
                                          round_.started + self.min_interval,
                                          max(round_.started + self.min_interval,
                                              now + self.pause(seconds)))
