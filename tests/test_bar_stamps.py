@@ -103,15 +103,14 @@ def test_stamps_are_bounded_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(bar_stamps.stamps()) == 3
 
 
-def test_stamps_of_a_wide_picture_hold_fewer_rows_and_none_past_their_budget() -> None:
+def test_a_stamp_is_one_row_pitch_tall_and_none_is_past_its_budget() -> None:
     grey, blue = (0.9, 0.9, 0.9), (0.1, 0.3, 0.9)
     rows = [(10.5 + 14 * k, 0.5, grey, blue) for k in range(6)]
     wide = cairo.Context(cairo.ImageSurface(cairo.FORMAT_ARGB32, 1, 1))
     wide.scale(2, 2)  # 28 device px a row, 5,000 px wide: 560 KB a stamped row
     bar_stamps.stamps().clear()
     assert bar_stamps.lay_bars(wide, 10.3, 2500, 11, 5, WHITE, rows) == []
-    assert all(surface.get_height() < 2 * 28 + 28
-               for surface in bar_stamps.stamps().values())  # one row a stamp
+    assert [surface.get_height() for surface in bar_stamps.stamps().values()] == [28, 28]
     wider = cairo.Context(cairo.ImageSurface(cairo.FORMAT_ARGB32, 1, 1))
     wider.scale(4, 4)  # 16,000 px wide at 56 px a row: past STAMP_BYTES
     assert bar_stamps.lay_bars(wider, 10.3, 3990, 11, 5, WHITE, rows) == list(range(6))
@@ -121,10 +120,11 @@ def test_a_window_too_large_to_keep_is_not_kept() -> None:
     from tornado_progress import chart_bands
     chart_bands.window(800, 150)
     kept = chart_bands._local.window
-    assert kept is not None and kept[0].get_width() == 800
-    surface, views = chart_bands.window(16_000, 400)
-    assert surface.get_width() == 16_000 and len(views) == 400
-    assert chart_bands._local.window is None  # 25 MB: made for this picture alone
+    assert kept is not None and kept.surface.get_width() == 800
+    assert chart_bands.window(800, 140) is kept  # a band a little shorter: the same window
+    surface, views, lines = chart_bands.window(16_000, 400)
+    assert surface.get_width() == 16_000 and len(views) == 400 and lines.height == 400
+    assert chart_bands._local.window is None  # 51 MB: made for this picture alone
 
 
 def test_end_stamps_are_bounded_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,18 +3,21 @@ consecutive rows on a raster picture laid from small images drawn once (`lay_bar
 
 Where rows lie a whole number of device pixels apart, every row's bar has the same place
 within its device pixels, so the track, and the fill up to where its rounded end begins, are
-the same pixels in every row. They are drawn once, a few rows at a time, on the picture's
-background on a small surface (a "stamp": tracks, or tracks with their fills the whole width)
+the same pixels in every row. They are drawn once, one row's pitch tall, on the picture's
+background on a small surface (a "stamp": a track, or a track with its fill the whole width)
 and copied through pixel-aligned rectangles, which move them by whole pixels without
 resampling: a row's filled part from one stamp, the rest of its track from the other, every
-row of a group that takes the same stamp in one fill. The rounded end of each fill, which
-moves with its fraction, is copied from a stamp of its own (drawn for that place, kept for
-the next bar that ends there), from the pixel edge where the fill's copy stops: the joins fall
-on pixel edges and leave no seam. An end close to the track's own end is a path. A stamp's
-place is taken to 1/256 of a pixel, and its curves are flattened from coordinates that differ
-from the picture's in their last bits, so a pixel on an anti-aliased edge may differ from the
-bars' paths by a level of a channel at scale 1, a few on curved edges at other scales. Which
-way a bar is drawn depends only on the picture's geometry, so a picture is always the same.
+row of a group that takes the same stamp in one fill, the stamp repeated down the rows by
+cairo. (A stamp of one row, not of many, keeps the memory a picture reads small: after a
+pause, every byte a render touches comes from main memory again.) The rounded end of each
+fill, which moves with its fraction, is copied from a stamp of its own (drawn for that place,
+kept for the next bar that ends there), from the pixel edge where the fill's copy stops: the
+joins fall on pixel edges and leave no seam. An end close to the track's own end is a path.
+A stamp's place is taken to 1/256 of a pixel, and its curves are flattened from coordinates
+that differ from the picture's in their last bits, so a pixel on an anti-aliased edge may
+differ from the bars' paths by a level of a channel at scale 1, a few on curved edges at other
+scales. Which way a bar is drawn depends only on the picture's geometry, so a picture is
+always the same.
 
 Stamps are per thread (cairo surfaces are not shared between threads), a few at most.
 """
@@ -30,8 +33,7 @@ from typing import Any, NamedTuple
 import cairo
 
 FIXED = 256  # cairo's sub-pixel steps per px: places are taken to that precision
-STAMP_ROWS = 16  # rows a stamp holds at most
-STAMP_BYTES = 1 << 20  # a stamp's pixels at most: fewer rows for wide pictures, paths past it
+STAMP_BYTES = 1 << 20  # a stamp's pixels at most: paths past it (a wide picture at a high scale)
 STAMPS_KEPT = 8  # per thread, the least recently laid going first
 ENDS_KEPT = 1024  # stamps of a fill's rounded end (a few KB each) per thread
 MIN_GAP_PX = 2  # device px between two rows' bars: closer bars share pixels, which a stamp
@@ -44,9 +46,10 @@ BarRow = tuple[float, float, Rgb, Rgb]  # a row's bar: its top, fraction, track,
 # where the end is from the stamp's first column (device px), the stamp's columns,
 # the background, the track's colour and the fill's.
 EndKey = tuple[float, float, float, float, float, int, Rgb, Rgb, Rgb]
-# Sub-pixel place (x, y) in device px, size and radius in px, scale, pitch in device px, rows,
-# the background, the track's colour and the fill's (None: a stamp of tracks alone).
-StampKey = tuple[float, float, float, float, float, float, int, int, Rgb, Rgb, Rgb | None]
+# Sub-pixel place (x, y) in device px, size and radius in px, scale, the stamp's height in
+# device px (the rows' pitch), the background, the track's colour and the fill's (None: a
+# stamp of a track alone).
+StampKey = tuple[float, float, float, float, float, float, int, Rgb, Rgb, Rgb | None]
 
 
 def rounded(ctx: Any, x: float, y: float, w: float, h: float, radius: float) -> None:
@@ -116,24 +119,22 @@ def kept_or_made(stamps_kept: OrderedDict[Any, Any], key: Any, make: Callable[[]
 
 
 def stamp(key: StampKey) -> Any:
-    """The bars `key` describes, one above the other, on the picture's background: the
-    tracks, and the fills the whole width where a fill colour is given. Drawn at the picture's
-    scale, as the picture's own paths would be, only moved by whole pixels."""
+    """The bar `key` describes on the picture's background: the track, and the fill the whole
+    width where a fill colour is given. Drawn at the picture's scale, as the picture's own
+    paths would be, only moved by whole pixels."""
     return kept_or_made(stamps(), key, lambda: draw_stamp(key), STAMPS_KEPT)
 
 
 def draw_stamp(key: StampKey) -> Any:
-    sub_x, sub_y, w, h, radius, scale, step, rows, background, track, fill = key
-    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale),
-                                 (rows - 1) * step + math.ceil(sub_y + h * scale))
+    sub_x, sub_y, w, h, radius, scale, tall, background, track, fill = key
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale), tall)
     ctx = cairo.Context(surface)
     ctx.set_source_rgb(*background)
     ctx.paint()
     ctx.scale(scale, scale)
     for colour in (track, fill):
         if colour is not None:
-            for row in range(rows):
-                rounded(ctx, sub_x / scale, (sub_y + row * step) / scale, w, h, radius)
+            rounded(ctx, sub_x / scale, sub_y / scale, w, h, radius)
             ctx.set_source_rgb(*colour)
             ctx.fill()
     return surface
@@ -147,8 +148,7 @@ class Placing(NamedTuple):
     step: int  # device rows from a bar to the next
     height: int  # device rows of one bar
     width: int  # device columns of one bar
-    per_stamp: int  # bars to a stamp
-    geometry: tuple[float, float, float, float, float, float, int, int, Rgb]  # StampKey's start
+    geometry: tuple[float, float, float, float, float, float, int, Rgb]  # StampKey's start
 
 
 def placing(ctx: Any, x: float, w: float, h: float, radius: float, background: Rgb,
@@ -167,11 +167,11 @@ def placing(ctx: Any, x: float, w: float, h: float, radius: float, background: R
             for index, top in enumerate(tops)):
         return None
     height, width = math.ceil(sub_y + h * xx), math.ceil(sub_x + w * xx)
-    per_stamp = min(STAMP_ROWS, STAMP_BYTES // (4 * width * max(step, height)))
-    if per_stamp < 1:
+    tall = max(step, height)  # a stamp repeats every `step` rows; one row alone: its bar
+    if 4 * width * tall > STAMP_BYTES:
         return None
-    return Placing(left, first_top, step, height, width, per_stamp,
-                   (sub_x, sub_y, w, h, radius, xx, step, per_stamp, background))
+    return Placing(left, first_top, step, height, width,
+                   (sub_x, sub_y, w, h, radius, xx, tall, background))
 
 
 def end_stamp(key: EndKey) -> Any:
@@ -272,17 +272,15 @@ def draw_ends(ctx: Any, x: float, w: float, h: float, radius: float, where: Plac
 
 def lay(ctx: Any, surface: Any, where: Placing, spans: Sequence[tuple[int, int, int]]) -> None:
     """The stamp's columns `start` to `end` of each (row index, start, end) of `spans`, laid
-    with its first row at the row's place, `where.per_stamp` rows to a placing of it."""
-    for first in range(0, spans[-1][0] + 1, where.per_stamp):
-        chunk = [(index, start, end) for index, start, end in spans
-                 if first <= index < first + where.per_stamp and end > start]
-        if not chunk:
-            continue
-        ctx.set_source_surface(surface, where.left, where.top + first * where.step)
-        for index, start, end in chunk:
+    at the row's place: the stamp, repeated every `where.step` rows from the first row's top,
+    through one rectangle a row."""
+    ctx.set_source_surface(surface, where.left, where.top)
+    ctx.get_source().set_extend(cairo.EXTEND_REPEAT)
+    for index, start, end in spans:
+        if end > start:
             ctx.rectangle(where.left + start, where.top + index * where.step, end - start,
                           where.height)
-        ctx.fill()
+    ctx.fill()
 
 
 def whole_and_sub(device: float) -> tuple[int, float]:

@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cairo
 
@@ -92,7 +92,7 @@ class Packing:
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
-    def pack(self, index: int, lines: bytes) -> None:
+    def pack(self, index: int, lines: bytes | memoryview) -> None:
         piece = self._slots[index] = png_encoder.compress(lines)
         self.cache.put(self.bands[index].key, piece)
 
@@ -230,7 +230,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
     height = min(last.bottom - first.top,
                  max(bands[offset + band].bottom - bands[offset + band].top for band in run)
                  + margin)
-    surface, lines = window(round(lay.width * lay.scale), height)
+    surface, rows_of, lines = window(round(lay.width * lay.scale), height)
     ctx = cairo.Context(surface)
     paint(ctx, "background")
     ctx.rectangle(0, 0, surface.get_width(), height)
@@ -249,21 +249,29 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
         rows(pen, drawn, high)
         drawn = high
         surface.flush()
-        packing.pack(offset + band,
-                     png_encoder.joined(lines[here.top - top:here.bottom - top]))
+        packing.pack(offset + band, lines.fill(rows_of[here.top - top:here.bottom - top]))
 
 
-def window(width: int, height: int) -> tuple[Any, list[memoryview]]:
-    """A window surface, at least `height` device rows of `width`, and views of its rows:
-    this thread's, kept for its next pictures, unless larger than WINDOW_KEPT_BYTES."""
-    found: tuple[Any, list[memoryview]] | None = getattr(_local, "window", None)
-    if found is None or found[0].get_width() != width or not height <= len(found[1]) \
+class Window(NamedTuple):
+    """A surface a band and a margin tall, views of its rows, and scanlines to copy a band's
+    rows into for compressing."""
+
+    surface: Any
+    rows: list[memoryview]
+    lines: png_encoder.Scanlines
+
+
+def window(width: int, height: int) -> Window:
+    """A window at least `height` device rows of `width`: this thread's, kept for its next
+    pictures, unless larger than WINDOW_KEPT_BYTES."""
+    found: Window | None = getattr(_local, "window", None)
+    if found is None or found.surface.get_width() != width or not height <= len(found.rows) \
             <= 4 * height:
         surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
-        views = png_encoder.row_views(memoryview(surface.get_data()), 4 * width,
-                                      surface.get_stride(), 0, height)
-        found = (surface, views)
-        _local.window = found if 4 * width * height <= WINDOW_KEPT_BYTES else None
+        rows = png_encoder.row_views(memoryview(surface.get_data()), 4 * width,
+                                     surface.get_stride(), 0, height)
+        found = Window(surface, rows, png_encoder.Scanlines(4 * width, height))
+        _local.window = found if (8 * width + 1) * height <= WINDOW_KEPT_BYTES else None
     return found
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +72,32 @@ def row_views(pixels: memoryview, row: int, stride: int, top: int, bottom: int
 
 def joined(rows: list[memoryview]) -> bytes:
     """The rows as scanlines, each behind its filter byte 0 (none: filters would cost a pass
-    in Python), copied once."""
+    in Python), copied once into new bytes."""
     return b"\x00".join([b"", *rows])
+
+
+class Scanlines:
+    """A buffer of up to `height` scanlines of `row` bytes of pixels, each behind its filter
+    byte 0, filled again for each piece of a picture. Memory new to the process costs a page
+    fault every 4 KB, which a picture's bands, each copied into new bytes, met hundreds of
+    times; this buffer meets them once."""
+
+    def __init__(self, row: int, height: int) -> None:
+        self.row = row
+        self._buffer = memoryview(bytearray((row + 1) * height))
+        self._rows = [self._buffer[start + 1:start + 1 + row]
+                      for start in range(0, (row + 1) * height, row + 1)]
+
+    @property
+    def height(self) -> int:
+        return len(self._rows)
+
+    def fill(self, rows: Sequence[memoryview]) -> memoryview:
+        """`rows` (at most `height`, of `row` bytes each) as scanlines, valid until the next
+        fill."""
+        for line, pixels in zip(self._rows[:len(rows)], rows, strict=True):
+            line[:] = pixels
+        return self._buffer[:(self.row + 1) * len(rows)]
 
 
 def scanlines(pixels: memoryview, row: int, stride: int, top: int, bottom: int) -> bytes:
@@ -80,21 +105,13 @@ def scanlines(pixels: memoryview, row: int, stride: int, top: int, bottom: int) 
     return joined(row_views(pixels, row, stride, top, bottom))
 
 
-def compress(lines: bytes) -> Piece:
+def compress(lines: bytes | memoryview) -> Piece:
     """Scanlines compressed on their own, by ISA-L's deflate (python-isal): at its fastest
     level it packs these pictures as small as zlib's fastest, several times sooner, and its
     Adler-32 is faster too; it lets go of the GIL meanwhile."""
     packer = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
     data = packer.compress(lines) + packer.flush(isal_zlib.Z_SYNC_FLUSH)
     return Piece(data, isal_zlib.adler32(lines), len(lines))
-
-
-def surface_lines(surface: Any, top: int = 0, bottom: int | None = None) -> bytes:
-    """The scanlines of device rows `top` to `bottom` (the last) of an ARGB32 surface."""
-    surface.flush()
-    end = surface.get_height() if bottom is None else bottom
-    return scanlines(memoryview(surface.get_data()), 4 * surface.get_width(),
-                     surface.get_stride(), top, end)
 
 
 # Rows of a piece of a picture encoded whole (`encode`): its pieces are assembled as bands'
@@ -129,7 +146,10 @@ def encode(surface: Any) -> bytes:
         out = io.BytesIO()
         surface.write_to_png(out)
         return out.getvalue()
-    height = surface.get_height()
-    pieces = [compress(surface_lines(surface, top, min(height, top + ENCODE_ROWS)))
+    surface.flush()
+    width, height = surface.get_width(), surface.get_height()
+    rows = row_views(memoryview(surface.get_data()), 4 * width, surface.get_stride(), 0, height)
+    lines = Scanlines(4 * width, min(height, ENCODE_ROWS))
+    pieces = [compress(lines.fill(rows[top:top + ENCODE_ROWS]))
               for top in range(0, max(height, 1), ENCODE_ROWS)]
-    return assemble(surface.get_width(), height, pieces)
+    return assemble(width, height, pieces)
