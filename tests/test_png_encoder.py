@@ -7,6 +7,7 @@ import zlib
 
 import cairo
 import pytest
+from isal import isal_zlib
 
 from tornado_progress import palette, png_encoder
 
@@ -75,3 +76,25 @@ def test_scanlines_filled_again_are_the_joined_rows() -> None:
     assert bytes(lines.fill(rows[5:8])) == png_encoder.joined(rows[5:8]) \
         == b"".join(b"\x00" + bytes(row) for row in rows[5:8])
     assert bytes(lines.fill([])) == b""
+
+
+def test_the_small_deflater_packs_a_chart_as_small_as_the_default() -> None:
+    """MEM_LEVEL keeps the compressor's memory small without making pictures larger."""
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, 400, png_encoder.ENCODE_ROWS)
+    ctx = cairo.Context(surface)
+    ctx.set_source_rgb(1, 1, 1)
+    ctx.paint()
+    for row in range(6):  # rounded bars of several lengths with text: a chart's kind of rows
+        ctx.set_source_rgb(0.1, 0.5, 0.2)
+        ctx.arc(40 + 50 * row, 6 + 10 * row, 4, 0, 6.3)
+        ctx.rectangle(10, 2 + 10 * row, 30 + 50 * row, 8)
+        ctx.fill()
+        ctx.set_source_rgb(0, 0, 0)
+        ctx.move_to(20, 9 + 10 * row)
+        ctx.show_text(f"worker {row}: calibrating band {row}")
+    lines = png_encoder.Scanlines(4 * 400, png_encoder.ENCODE_ROWS).fill(
+        png_encoder.row_views(memoryview(surface.get_data()), 4 * 400, surface.get_stride(), 0,
+                              png_encoder.ENCODE_ROWS))
+    default = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
+    assert len(png_encoder.compress(lines).data) == len(
+        default.compress(lines) + default.flush(isal_zlib.Z_SYNC_FLUSH))
