@@ -105,17 +105,16 @@ class Packing:
         return done
 
 
-def surface_for(lay: Layout, top: int, bottom: int) -> tuple[Any, Pen]:
-    """A surface of device rows `top` to `bottom` of the picture, its background painted, and
-    a pen on it in the chart's coordinates."""
-    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, round(lay.width * lay.scale),
-                                 bottom - top)
-    ctx = cairo.Context(surface)
-    ctx.translate(0, -top)
-    ctx.scale(lay.scale, lay.scale)
+def window_at(lay: Layout, top: int, height: int) -> tuple[Window, Pen]:
+    """This thread's window for `height` device rows of the picture from row `top`, its
+    background painted, and a pen on it in the chart's coordinates."""
+    found = window(round(lay.width * lay.scale), height)
+    ctx = cairo.Context(found.surface)
     paint(ctx, "background")
-    ctx.paint()
-    return surface, new_pen(ctx)
+    ctx.rectangle(0, 0, found.surface.get_width(), height)
+    ctx.fill()
+    ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
+    return found, new_pen(ctx)
 
 
 def row_key(worker: Worker, state: str, lay: Layout) -> Hashable:
@@ -200,7 +199,7 @@ def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Se
         for index in zones:
             packing.pack(index, b"")
         return
-    surface, pen = surface_for(lay, top, bottom)
+    (surface, rows_of, lines), pen = window_at(lay, top, bottom - top)
     draw_header(pen, chart, counts, lay.width, lay.scale, [HEADER_ZONES[index] for index in zones])
     legend = HEADER_ZONES.index("legend")
     if legend in zones:
@@ -209,12 +208,8 @@ def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Se
         rows(pen, 0, 1)
         pen.ctx.restore()
     surface.flush()
-    pixels = memoryview(surface.get_data())
     for index in zones:
-        packing.pack(index, png_encoder.scanlines(pixels, 4 * surface.get_width(),
-                                                  surface.get_stride(),
-                                                  bands[index].top - top,
-                                                  bands[index].bottom - top))
+        packing.pack(index, lines.fill(rows_of[bands[index].top - top:bands[index].bottom - top]))
 
 
 def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
@@ -230,14 +225,9 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
     height = min(last.bottom - first.top,
                  max(bands[offset + band].bottom - bands[offset + band].top for band in run)
                  + margin)
-    surface, rows_of, lines = window(round(lay.width * lay.scale), height)
-    ctx = cairo.Context(surface)
-    paint(ctx, "background")
-    ctx.rectangle(0, 0, surface.get_width(), height)
-    ctx.fill()
     top = first.top
-    ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
-    pen = new_pen(ctx)
+    (surface, rows_of, lines), pen = window_at(lay, top, height)
+    ctx = pen.ctx
     drawn = run[0] * per_band - 1  # the row above the run's first: it may reach down into it
     for band in run:
         here = bands[offset + band]

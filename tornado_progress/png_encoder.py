@@ -74,15 +74,10 @@ def row_views(pixels: memoryview, row: int, stride: int, top: int, bottom: int
     return [pixels[start:start + row] for start in range(top * stride, bottom * stride, stride)]
 
 
-def joined(rows: list[memoryview]) -> bytes:
-    """The rows as scanlines, each behind its filter byte 0 (none: filters would cost a pass
-    in Python), copied once into new bytes."""
-    return b"\x00".join([b"", *rows])
-
-
 class Scanlines:
     """A buffer of up to `height` scanlines of `row` bytes of pixels, each behind its filter
-    byte 0, filled again for each piece of a picture. Memory new to the process costs a page
+    byte 0 (none: filters would cost a pass in Python), filled again for each piece of a
+    picture. Memory new to the process costs a page
     fault every 4 KB, which a picture's bands, each copied into new bytes, met hundreds of
     times; this buffer meets them once."""
 
@@ -102,11 +97,6 @@ class Scanlines:
         for line, pixels in zip(self._rows[:len(rows)], rows, strict=True):
             line[:] = pixels
         return self._buffer[:(self.row + 1) * len(rows)]
-
-
-def scanlines(pixels: memoryview, row: int, stride: int, top: int, bottom: int) -> bytes:
-    """Rows `top` to `bottom` of an ARGB32 surface's pixels as scanlines."""
-    return joined(row_views(pixels, row, stride, top, bottom))
 
 
 def compress(lines: bytes | memoryview) -> Piece:
