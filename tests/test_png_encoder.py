@@ -58,9 +58,15 @@ def test_a_picture_of_several_pieces_decodes_whole() -> None:
         assert pixel(decoded, 4, y) == palette.COLOURS["failed" if y % 3 else "ok"], y
 
 
-def test_a_piece_is_a_raw_deflate_stream_ended_by_a_sync_flush_with_its_adler32() -> None:
-    lines = b"\x00" + bytes(range(256)) * 40
-    piece = png_encoder.compress(lines)
+@pytest.mark.parametrize("count", [0, 1, 31, 32, 33, 100])
+def test_a_piece_is_a_raw_deflate_stream_ended_by_a_sync_flush_with_its_adler32(
+        count: int) -> None:
+    """Rows of a piece go through the scanlines' buffer a few at a time: any number of them
+    comes out whole, with the Adler-32 and length of all of them."""
+    pixels = memoryview(bytes(range(256)) * 40)
+    rows = png_encoder.row_views(pixels, 96, 100, 0, count)
+    lines = b"".join(b"\x00" + bytes(row) for row in rows)
+    piece = png_encoder.compress(rows, png_encoder.Scanlines(96))
     assert piece.data.endswith(b"\x00\x00\xff\xff")  # a sync flush: byte-aligned, joinable
     assert zlib.decompressobj(-15).decompress(piece.data) == lines
     assert (piece.adler, piece.length) == (zlib.adler32(lines), len(lines))
@@ -91,9 +97,9 @@ def test_the_small_deflater_packs_a_chart_as_small_as_the_default() -> None:
         ctx.set_source_rgb(0, 0, 0)
         ctx.move_to(20, 9 + 10 * row)
         ctx.show_text(f"worker {row}: calibrating band {row}")
-    lines = png_encoder.Scanlines(4 * 400, png_encoder.ENCODE_ROWS).fill(
-        png_encoder.row_views(memoryview(surface.get_data()), 4 * 400, surface.get_stride(), 0,
-                              png_encoder.ENCODE_ROWS))
+    rows = png_encoder.row_views(memoryview(surface.get_data()), 4 * 400, surface.get_stride(),
+                                 0, png_encoder.ENCODE_ROWS)
+    lines = b"".join(b"\x00" + bytes(row) for row in rows)
     default = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
-    assert len(png_encoder.compress(lines).data) == len(
+    assert len(png_encoder.compress(rows, png_encoder.Scanlines(4 * 400)).data) == len(
         default.compress(lines) + default.flush(isal_zlib.Z_SYNC_FLUSH))

@@ -92,8 +92,9 @@ class Packing:
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
-    def pack(self, index: int, lines: bytes | memoryview) -> None:
-        piece = self._slots[index] = png_encoder.compress(lines)
+    def pack(self, index: int, rows: Sequence[memoryview], lines: png_encoder.Scanlines
+             ) -> None:
+        piece = self._slots[index] = png_encoder.compress(rows, lines)
         self.cache.put(self.bands[index].key, piece)
 
     def pieces(self) -> list[Piece]:
@@ -197,7 +198,7 @@ def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Se
     top, bottom = bands[0].top, bands[len(HEADER_ZONES) - 1].bottom
     if bottom == top:  # a header of no rows at this scale
         for index in zones:
-            packing.pack(index, b"")
+            packing.pack(index, [], png_encoder.Scanlines(0))
         return
     (surface, rows_of, lines), pen = window_at(lay, top, bottom - top)
     draw_header(pen, chart, counts, lay.width, lay.scale, [HEADER_ZONES[index] for index in zones])
@@ -209,7 +210,7 @@ def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Se
         pen.ctx.restore()
     surface.flush()
     for index in zones:
-        packing.pack(index, lines.fill(rows_of[bands[index].top - top:bands[index].bottom - top]))
+        packing.pack(index, rows_of[bands[index].top - top:bands[index].bottom - top], lines)
 
 
 def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
@@ -239,12 +240,12 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
         rows(pen, drawn, high)
         drawn = high
         surface.flush()
-        packing.pack(offset + band, lines.fill(rows_of[here.top - top:here.bottom - top]))
+        packing.pack(offset + band, rows_of[here.top - top:here.bottom - top], lines)
 
 
 class Window(NamedTuple):
     """A surface a band and a margin tall, views of its rows, and scanlines to copy a band's
-    rows into for compressing."""
+    rows into, a few at a time, for compressing."""
 
     surface: Any
     rows: list[memoryview]
@@ -260,8 +261,8 @@ def window(width: int, height: int) -> Window:
         surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
         rows = png_encoder.row_views(memoryview(surface.get_data()), 4 * width,
                                      surface.get_stride(), 0, height)
-        found = Window(surface, rows, png_encoder.Scanlines(4 * width, height))
-        _local.window = found if (8 * width + 1) * height <= WINDOW_KEPT_BYTES else None
+        found = Window(surface, rows, png_encoder.Scanlines(4 * width))
+        _local.window = found if 4 * width * height <= WINDOW_KEPT_BYTES else None
     return found
 
 

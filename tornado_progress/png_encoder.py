@@ -76,12 +76,12 @@ def row_views(pixels: memoryview, row: int, stride: int, top: int, bottom: int
 
 class Scanlines:
     """A buffer of up to `height` scanlines of `row` bytes of pixels, each behind its filter
-    byte 0 (none: filters would cost a pass in Python), filled again for each piece of a
-    picture. Memory new to the process costs a page
-    fault every 4 KB, which a picture's bands, each copied into new bytes, met hundreds of
-    times; this buffer meets them once."""
+    byte 0 (none: filters would cost a pass in Python), filled again and again as a picture is
+    compressed. Memory new to the process costs a page fault every 4 KB, which a picture's
+    bands, each copied into new bytes, met hundreds of times; and a few rows at a time stay in
+    the processor's cache while they are compressed."""
 
-    def __init__(self, row: int, height: int) -> None:
+    def __init__(self, row: int, height: int = 32) -> None:
         self.row = row
         self._buffer = memoryview(bytearray((row + 1) * height))
         self._rows = [self._buffer[start + 1:start + 1 + row]
@@ -99,13 +99,20 @@ class Scanlines:
         return self._buffer[:(self.row + 1) * len(rows)]
 
 
-def compress(lines: bytes | memoryview) -> Piece:
-    """Scanlines compressed on their own, by ISA-L's deflate (python-isal): at its fastest
-    level it packs these pictures as small as zlib's fastest, several times sooner, and its
-    Adler-32 is faster too; it lets go of the GIL meanwhile."""
+def compress(rows: Sequence[memoryview], lines: Scanlines) -> Piece:
+    """Rows of pixels as scanlines, copied into `lines` a few at a time, compressed on their
+    own by ISA-L's deflate (python-isal): at its fastest level it packs these pictures as small
+    as zlib's fastest, several times sooner, and its Adler-32 is faster too; it lets go of the
+    GIL meanwhile."""
     packer = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15, MEM_LEVEL)
-    data = packer.compress(lines) + packer.flush(isal_zlib.Z_SYNC_FLUSH)
-    return Piece(data, isal_zlib.adler32(lines), len(lines))
+    parts, adler, length = [], 1, 0
+    for first in range(0, len(rows), lines.height):
+        chunk = lines.fill(rows[first:first + lines.height])
+        parts.append(packer.compress(chunk))
+        adler = isal_zlib.adler32(chunk, adler)
+        length += len(chunk)
+    parts.append(packer.flush(isal_zlib.Z_SYNC_FLUSH))
+    return Piece(b"".join(parts), adler, length)
 
 
 # Rows of a piece of a picture encoded whole (`encode`): its pieces are assembled as bands'
@@ -143,7 +150,7 @@ def encode(surface: Any) -> bytes:
     surface.flush()
     width, height = surface.get_width(), surface.get_height()
     rows = row_views(memoryview(surface.get_data()), 4 * width, surface.get_stride(), 0, height)
-    lines = Scanlines(4 * width, min(height, ENCODE_ROWS))
-    pieces = [compress(lines.fill(rows[top:top + ENCODE_ROWS]))
+    lines = Scanlines(4 * width)
+    pieces = [compress(rows[top:top + ENCODE_ROWS], lines)
               for top in range(0, max(height, 1), ENCODE_ROWS)]
     return assemble(width, height, pieces)
