@@ -38,7 +38,19 @@ class FakeCollector:
         self.frozen = 0
 
     def get_freeze_count(self) -> int:
+        self.calls.append("count")
         return self.frozen
+
+    def get_objects(self, generation: int | None = None) -> list[None]:
+        assert generation == 2  # the survivors of a middle collection, about to be frozen
+        return [None] * self.young
+
+
+def promote(fake: FakeCollector, survivors: int) -> None:
+    """A middle collection that leaves `survivors` young objects, which the policy freezes."""
+    fake.young += survivors
+    for callback in fake.callbacks:
+        callback("stop", {"generation": 1, "collected": 0, "uncollectable": 0})
 
 
 def ticks(clock_step: float = 0.5) -> Callable[[], float]:
@@ -55,7 +67,7 @@ def test_start_collects_everything_then_freezes_it() -> None:
     fake.young, fake.garbage = 1_000, 100
     policy = CollectionPolicy(fake, clock=ticks())
     policy.start()
-    assert fake.calls == ["unfreeze", "collect2", "freeze"]
+    assert fake.calls == ["unfreeze", "collect2", "freeze", "count"]
     assert (fake.frozen, policy.after_full) == (900, 900)
     assert policy.last_full is not None
     assert (policy.last_full.kept, policy.last_full.unreachable) == (900, 100)
@@ -83,13 +95,15 @@ def test_a_full_collection_waits_for_the_heap_to_double() -> None:
     fake.young = 300_000
     policy = CollectionPolicy(fake, growth=2.0, floor=1_000)
     policy.start()
-    fake.frozen = 600_000  # churn that left the heap as it was is not growth
+    promote(fake, 400_000)
+    fake.frozen -= 100_000  # churn that left the heap as it was is not growth
     assert policy.tick() is None
-    fake.frozen, fake.garbage = 600_001, 250_000
+    promote(fake, 1)
+    fake.garbage = 250_000
     full = policy.tick()
     assert full is not None and (full.kept, full.unreachable) == (350_001, 250_000)
     assert policy.after_full == 350_001 and policy.full_collections == 2
-    fake.frozen = 700_000
+    promote(fake, 349_999)
     assert policy.tick() is None
 
 
@@ -97,10 +111,33 @@ def test_a_small_heap_is_never_collected_whole_below_the_floor() -> None:
     fake = FakeCollector()
     policy = CollectionPolicy(fake, growth=2.0, floor=200_000)
     policy.start()
-    fake.frozen = 399_999
+    promote(fake, 399_999)
     assert policy.tick() is None
-    fake.frozen = 400_001
+    promote(fake, 2)
     assert policy.tick() is not None
+
+
+def test_the_frozen_objects_are_counted_only_when_enough_was_frozen_to_reach_the_limit() -> None:
+    """Counting walks every frozen object: a tick after a few survivors were frozen answers
+    from what it knows; once the frozen set could have doubled, it counts, and from that count
+    on waits for as much again."""
+    fake = FakeCollector()
+    fake.young = 300_000
+    policy = CollectionPolicy(fake, growth=2.0, floor=1_000)
+    policy.start()
+    fake.calls.clear()
+    for _ in range(100):
+        promote(fake, 1_000)
+        assert policy.tick() is None
+    assert "count" not in fake.calls and policy.counts == 0
+    promote(fake, 200_001)
+    fake.frozen -= 250_000  # most of what was frozen has died since
+    assert policy.tick() is None and policy.counts == 1 and policy.counted == 350_001
+    fake.calls.clear()
+    promote(fake, 249_999)
+    assert policy.tick() is None and "count" not in fake.calls
+    promote(fake, 1)
+    assert policy.tick() is not None and policy.counts == 2
 
 
 class Cycle:
