@@ -67,7 +67,7 @@ def test_a_piece_is_a_raw_deflate_stream_ended_by_a_sync_flush_with_its_adler32(
     rows = png_encoder.row_views(pixels, 96, 100, 0, count)
     lines = b"".join(b"\x00" + bytes(row) for row in rows)
     piece = png_encoder.compress(rows, png_encoder.Scanlines(96))
-    assert piece.data.endswith(b"\x00\x00\xff\xff")  # a sync flush: byte-aligned, joinable
+    assert piece.data.endswith(b"\x00\x00\xff\xff")  # a flush: byte-aligned, joinable
     assert zlib.decompressobj(-15).decompress(piece.data) == lines
     assert (piece.adler, piece.length) == (zlib.adler32(lines), len(lines))
 
@@ -103,3 +103,41 @@ def test_the_small_deflater_packs_a_chart_as_small_as_the_default() -> None:
     default = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
     assert len(png_encoder.compress(rows, png_encoder.Scanlines(4 * 400)).data) == len(
         default.compress(lines) + default.flush(isal_zlib.Z_SYNC_FLUSH))
+
+
+def test_pieces_of_one_deflater_refer_to_nothing_before_them() -> None:
+    """The thread's deflater is kept from piece to piece: each piece alone decodes to its rows,
+    in the very bytes a new deflater would give, though it repeats the piece before it."""
+    pixels = memoryview(bytes(i * 7 % 256 for i in range(256)) * 200)
+    lines = png_encoder.Scanlines(256)
+    for shift in range(4):
+        rows = png_encoder.row_views(pixels, 256, 256 + shift, 0, 150)
+        piece = png_encoder.compress(rows, lines)
+        assert zlib.decompressobj(-15).decompress(piece.data) == b"".join(
+            b"\x00" + bytes(row) for row in rows)
+        kept = png_encoder.deflater()
+        png_encoder._local.deflater = None
+        assert png_encoder.compress(rows, lines) == piece  # as a new deflater gives it
+        assert png_encoder.deflater() is not kept
+
+
+def test_a_piece_that_fails_halfway_leaves_nothing_in_the_next(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pixels = memoryview(bytes(range(256)) * 40)
+    rows = png_encoder.row_views(pixels, 96, 100, 0, 70)
+    lines = png_encoder.Scanlines(96)
+    filled = png_encoder.Scanlines.fill
+
+    def fail_on_the_second_chunk(self: png_encoder.Scanlines, part: list[memoryview]
+                                 ) -> memoryview:
+        if part[0] is not rows[0]:
+            raise MemoryError
+        return filled(self, part)
+
+    monkeypatch.setattr(png_encoder.Scanlines, "fill", fail_on_the_second_chunk)
+    with pytest.raises(MemoryError):
+        png_encoder.compress(rows, lines)
+    monkeypatch.undo()
+    piece = png_encoder.compress(rows[:3], lines)
+    assert zlib.decompressobj(-15).decompress(piece.data) == b"".join(
+        b"\x00" + bytes(row) for row in rows[:3])

@@ -7,7 +7,7 @@ little-endian machines, so the renderer draws with red and blue swapped (`surfac
 bytes go out as they are. Elsewhere cairo's own writer is used, with true colours.
 
 A picture may be compressed in pieces (horizontal bands, chart_bands.py), each its own raw
-deflate stream ended by a sync flush, joined into one zlib stream by `assemble`.
+deflate stream ended by a flush, joined into one zlib stream by `assemble`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import struct
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +24,13 @@ from isal import isal_zlib
 
 from . import palette
 
+_local = threading.local()  # each thread's deflater
 # Whether pixels in memory are R, G, B, A when drawn with red and blue swapped.
 DIRECT = sys.byteorder == "little"
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGBA = 6
 # The deflater's memory (python-isal's memLevel, 1 to 9): every level from 2 up packs these
-# pictures to the same bytes, level 1 larger. A compressor is new for each band, and its
-# memory with it: the default level's is touched anew for nothing.
+# pictures to the same bytes, level 1 larger; a smaller state is less memory to go through.
 MEM_LEVEL = 2
 
 
@@ -47,8 +48,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 @dataclass(frozen=True)
 class Piece:
     """A horizontal band of a picture, compressed on its own: a raw deflate stream ended by a
-    sync flush (byte-aligned, no final block), so that pieces joined in order are one valid
-    stream; with the Adler-32 and length of its uncompressed scanlines, to check it whole."""
+    full flush (byte-aligned, no final block, no reference to anything before it), so that
+    pieces joined in order are one valid stream; with the Adler-32 and length of its
+    uncompressed scanlines, to check it whole."""
 
     data: bytes
     adler: int
@@ -99,19 +101,34 @@ class Scanlines:
         return self._buffer[:(self.row + 1) * len(rows)]
 
 
+def deflater() -> Any:
+    """This thread's deflater, kept for every piece it compresses: ISA-L's state is some 70 KB,
+    and a new one for each band was a megabyte a picture to touch anew. A piece ends with a
+    full flush, which also empties the history, so that the next piece refers to nothing
+    before it: its bytes are those a new deflater would give."""
+    found = getattr(_local, "deflater", None)
+    if found is None:
+        found = _local.deflater = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15, MEM_LEVEL)
+    return found
+
+
 def compress(rows: Sequence[memoryview], lines: Scanlines) -> Piece:
     """Rows of pixels as scanlines, copied into `lines` a few at a time, compressed on their
     own by ISA-L's deflate (python-isal): at its fastest level it packs these pictures as small
     as zlib's fastest, several times sooner, and its Adler-32 is faster too; it lets go of the
     GIL meanwhile."""
-    packer = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15, MEM_LEVEL)
+    packer = deflater()
     parts, adler, length = [], 1, 0
-    for first in range(0, len(rows), lines.height):
-        chunk = lines.fill(rows[first:first + lines.height])
-        parts.append(packer.compress(chunk))
-        adler = isal_zlib.adler32(chunk, adler)
-        length += len(chunk)
-    parts.append(packer.flush(isal_zlib.Z_SYNC_FLUSH))
+    try:
+        for first in range(0, len(rows), lines.height):
+            chunk = lines.fill(rows[first:first + lines.height])
+            parts.append(packer.compress(chunk))
+            adler = isal_zlib.adler32(chunk, adler)
+            length += len(chunk)
+        parts.append(packer.flush(isal_zlib.Z_FULL_FLUSH))
+    except BaseException:
+        _local.deflater = None  # it holds part of a piece: the next gets a new one
+        raise
     return Piece(b"".join(parts), adler, length)
 
 
