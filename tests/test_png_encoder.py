@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from typing import Any
 
 import cairo
 import pytest
@@ -59,28 +60,16 @@ def test_a_picture_of_several_pieces_decodes_whole() -> None:
 
 
 @pytest.mark.parametrize("count", [0, 1, 31, 32, 33, 100])
-def test_a_piece_is_a_raw_deflate_stream_ended_by_a_sync_flush_with_its_adler32(
-        count: int) -> None:
-    """Rows of a piece go through the scanlines' buffer a few at a time: any number of them
-    comes out whole, with the Adler-32 and length of all of them."""
+def test_a_piece_is_a_raw_deflate_stream_ended_by_a_flush_with_its_adler32(count: int) -> None:
+    """Rows of a piece are copied into scanlines CHUNK_ROWS at a time: any number of them comes
+    out whole, with the Adler-32 and length of all of them."""
     pixels = memoryview(bytes(range(256)) * 40)
     rows = png_encoder.row_views(pixels, 96, 100, 0, count)
     lines = b"".join(b"\x00" + bytes(row) for row in rows)
-    piece = png_encoder.compress(rows, png_encoder.Scanlines(96))
+    piece = png_encoder.compress(rows)
     assert piece.data.endswith(b"\x00\x00\xff\xff")  # a flush: byte-aligned, joinable
     assert zlib.decompressobj(-15).decompress(piece.data) == lines
     assert (piece.adler, piece.length) == (zlib.adler32(lines), len(lines))
-
-
-def test_scanlines_filled_again_are_each_pieces_rows() -> None:
-    """A buffer filled with a piece, then with a shorter one, answers each piece's rows behind
-    filter bytes 0."""
-    pixels = memoryview(bytes(range(256)) * 3)
-    rows = png_encoder.row_views(pixels, 12, 16, 0, 40)
-    lines = png_encoder.Scanlines(12, 40)
-    assert bytes(lines.fill(rows)) == b"".join(b"\x00" + bytes(row) for row in rows)
-    assert bytes(lines.fill(rows[5:8])) == b"".join(b"\x00" + bytes(row) for row in rows[5:8])
-    assert bytes(lines.fill([])) == b""
 
 
 def test_the_small_deflater_packs_a_chart_as_small_as_the_default() -> None:
@@ -101,7 +90,7 @@ def test_the_small_deflater_packs_a_chart_as_small_as_the_default() -> None:
                                  0, png_encoder.ENCODE_ROWS)
     lines = b"".join(b"\x00" + bytes(row) for row in rows)
     default = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
-    assert len(png_encoder.compress(rows, png_encoder.Scanlines(4 * 400)).data) == len(
+    assert len(png_encoder.compress(rows).data) == len(
         default.compress(lines) + default.flush(isal_zlib.Z_SYNC_FLUSH))
 
 
@@ -109,35 +98,23 @@ def test_pieces_of_one_deflater_refer_to_nothing_before_them() -> None:
     """The thread's deflater is kept from piece to piece: each piece alone decodes to its rows,
     in the very bytes a new deflater would give, though it repeats the piece before it."""
     pixels = memoryview(bytes(i * 7 % 256 for i in range(256)) * 200)
-    lines = png_encoder.Scanlines(256)
     for shift in range(4):
         rows = png_encoder.row_views(pixels, 256, 256 + shift, 0, 150)
-        piece = png_encoder.compress(rows, lines)
+        piece = png_encoder.compress(rows)
         assert zlib.decompressobj(-15).decompress(piece.data) == b"".join(
             b"\x00" + bytes(row) for row in rows)
         kept = png_encoder.deflater()
         png_encoder._local.deflater = None
-        assert png_encoder.compress(rows, lines) == piece  # as a new deflater gives it
+        assert png_encoder.compress(rows) == piece  # as a new deflater gives it
         assert png_encoder.deflater() is not kept
 
 
-def test_a_piece_that_fails_halfway_leaves_nothing_in_the_next(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_piece_that_fails_halfway_leaves_nothing_in_the_next() -> None:
     pixels = memoryview(bytes(range(256)) * 40)
     rows = png_encoder.row_views(pixels, 96, 100, 0, 70)
-    lines = png_encoder.Scanlines(96)
-    filled = png_encoder.Scanlines.fill
-
-    def fail_on_the_second_chunk(self: png_encoder.Scanlines, part: list[memoryview]
-                                 ) -> memoryview:
-        if part[0] is not rows[0]:
-            raise MemoryError
-        return filled(self, part)
-
-    monkeypatch.setattr(png_encoder.Scanlines, "fill", fail_on_the_second_chunk)
-    with pytest.raises(MemoryError):
-        png_encoder.compress(rows, lines)
-    monkeypatch.undo()
-    piece = png_encoder.compress(rows[:3], lines)
+    broken: list[Any] = [*rows[:png_encoder.CHUNK_ROWS], None]
+    with pytest.raises(TypeError):  # its first rows are in the deflater when the next fail
+        png_encoder.compress(broken)
+    piece = png_encoder.compress(rows[:3])
     assert zlib.decompressobj(-15).decompress(piece.data) == b"".join(
         b"\x00" + bytes(row) for row in rows[:3])

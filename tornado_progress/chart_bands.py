@@ -92,9 +92,8 @@ class Packing:
     def keep(self, index: int, piece: Piece) -> None:
         self._slots[index] = piece
 
-    def pack(self, index: int, rows: Sequence[memoryview], lines: png_encoder.Scanlines
-             ) -> None:
-        piece = self._slots[index] = png_encoder.compress(rows, lines)
+    def pack(self, index: int, rows: Sequence[memoryview]) -> None:
+        piece = self._slots[index] = png_encoder.compress(rows)
         self.cache.put(self.bands[index].key, piece)
 
     def pieces(self) -> list[Piece]:
@@ -198,9 +197,9 @@ def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Se
     top, bottom = bands[0].top, bands[len(HEADER_ZONES) - 1].bottom
     if bottom == top:  # a header of no rows at this scale
         for index in zones:
-            packing.pack(index, [], png_encoder.Scanlines(0))
+            packing.pack(index, [])
         return
-    (surface, rows_of, lines), pen = window_at(lay, top, bottom - top)
+    (surface, rows_of), pen = window_at(lay, top, bottom - top)
     draw_header(pen, chart, counts, lay.width, lay.scale, [HEADER_ZONES[index] for index in zones])
     legend = HEADER_ZONES.index("legend")
     if legend in zones:
@@ -210,7 +209,7 @@ def draw_zones(chart: ChartInput, counts: dict[str, Any], lay: Layout, bands: Se
         pen.ctx.restore()
     surface.flush()
     for index in zones:
-        packing.pack(index, rows_of[bands[index].top - top:bands[index].bottom - top], lines)
+        packing.pack(index, rows_of[bands[index].top - top:bands[index].bottom - top])
 
 
 def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: int,
@@ -227,7 +226,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
                  max(bands[offset + band].bottom - bands[offset + band].top for band in run)
                  + margin)
     top = first.top
-    (surface, rows_of, lines), pen = window_at(lay, top, height)
+    (surface, rows_of), pen = window_at(lay, top, height)
     ctx = pen.ctx
     drawn = run[0] * per_band - 1  # the row above the run's first: it may reach down into it
     for band in run:
@@ -240,16 +239,14 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
         rows(pen, drawn, high)
         drawn = high
         surface.flush()
-        packing.pack(offset + band, rows_of[here.top - top:here.bottom - top], lines)
+        packing.pack(offset + band, rows_of[here.top - top:here.bottom - top])
 
 
 class Window(NamedTuple):
-    """A surface a band and a margin tall, views of its rows, and scanlines to copy a band's
-    rows into, a few at a time, for compressing."""
+    """A surface a band and a margin tall, and views of its rows."""
 
     surface: Any
     rows: list[memoryview]
-    lines: png_encoder.Scanlines
 
 
 def window(width: int, height: int) -> Window:
@@ -261,7 +258,7 @@ def window(width: int, height: int) -> Window:
         surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
         rows = png_encoder.row_views(memoryview(surface.get_data()), 4 * width,
                                      surface.get_stride(), 0, height)
-        found = Window(surface, rows, png_encoder.Scanlines(4 * width))
+        found = Window(surface, rows)
         _local.window = found if 4 * width * height <= WINDOW_KEPT_BYTES else None
     return found
 

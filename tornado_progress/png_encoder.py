@@ -76,29 +76,10 @@ def row_views(pixels: memoryview, row: int, stride: int, top: int, bottom: int
     return [pixels[start:start + row] for start in range(top * stride, bottom * stride, stride)]
 
 
-class Scanlines:
-    """A buffer of up to `height` scanlines of `row` bytes of pixels, each behind its filter
-    byte 0 (none: filters would cost a pass in Python), filled again and again as a picture is
-    compressed. Memory new to the process costs a page fault every 4 KB, which a picture's
-    bands, each copied into new bytes, met hundreds of times; and a few rows at a time stay in
-    the processor's cache while they are compressed."""
-
-    def __init__(self, row: int, height: int = 32) -> None:
-        self.row = row
-        self._buffer = memoryview(bytearray((row + 1) * height))
-        self._rows = [self._buffer[start + 1:start + 1 + row]
-                      for start in range(0, (row + 1) * height, row + 1)]
-
-    @property
-    def height(self) -> int:
-        return len(self._rows)
-
-    def fill(self, rows: Sequence[memoryview]) -> memoryview:
-        """`rows` (at most `height`, of `row` bytes each) as scanlines, valid until the next
-        fill."""
-        for line, pixels in zip(self._rows[:len(rows)], rows, strict=True):
-            line[:] = pixels
-        return self._buffer[:(self.row + 1) * len(rows)]
+# Rows of a piece copied at a time into scanlines for the deflater: a band's worth at once was
+# 400 KB of new memory each time, hundreds of page faults a picture; this much is reused from
+# the allocator's free memory, and stays in the processor's cache while it is compressed.
+CHUNK_ROWS = 32
 
 
 def deflater() -> Any:
@@ -112,16 +93,16 @@ def deflater() -> Any:
     return found
 
 
-def compress(rows: Sequence[memoryview], lines: Scanlines) -> Piece:
-    """Rows of pixels as scanlines, copied into `lines` a few at a time, compressed on their
-    own by ISA-L's deflate (python-isal): at its fastest level it packs these pictures as small
-    as zlib's fastest, several times sooner, and its Adler-32 is faster too; it lets go of the
-    GIL meanwhile."""
+def compress(rows: Sequence[memoryview]) -> Piece:
+    """Rows of pixels as scanlines, each behind its filter byte 0 (none: filters would cost a
+    pass in Python), compressed on their own by ISA-L's deflate (python-isal): at its fastest
+    level it packs these pictures as small as zlib's fastest, several times sooner, and its
+    Adler-32 is faster too; it lets go of the GIL meanwhile."""
     packer = deflater()
     parts, adler, length = [], 1, 0
     try:
-        for first in range(0, len(rows), lines.height):
-            chunk = lines.fill(rows[first:first + lines.height])
+        for first in range(0, len(rows), CHUNK_ROWS):
+            chunk = b"\x00".join([b"", *rows[first:first + CHUNK_ROWS]])
             parts.append(packer.compress(chunk))
             adler = isal_zlib.adler32(chunk, adler)
             length += len(chunk)
@@ -167,7 +148,6 @@ def encode(surface: Any) -> bytes:
     surface.flush()
     width, height = surface.get_width(), surface.get_height()
     rows = row_views(memoryview(surface.get_data()), 4 * width, surface.get_stride(), 0, height)
-    lines = Scanlines(4 * width)
-    pieces = [compress(rows[top:top + ENCODE_ROWS], lines)
+    pieces = [compress(rows[top:top + ENCODE_ROWS])
               for top in range(0, max(height, 1), ENCODE_ROWS)]
     return assemble(width, height, pieces)
