@@ -499,3 +499,27 @@ async def test_packing_hands_the_loop_back_between_chunks(
         running.cancel()
     assert path is not None and path.exists()
     assert turns and turns[0] >= 5
+
+
+def test_a_snapshot_s_pieces_are_written_whole_through_short_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`write_all` hands the pieces to writev in batches and goes on after a write that took
+    only part of them, in the middle of a piece too."""
+    pieces = [bytes([n % 256]) * (n * 37 % 500) for n in range(1, 300)]
+    calls: list[int] = []
+    real_writev = os.writev
+
+    def short_writev(descriptor: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real_writev(descriptor, [b"".join(buffers)[:777]])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    monkeypatch.setattr(os, "sysconf", lambda name: 64)
+    path = tmp_path / "pieces"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        snapshots.write_all(descriptor, pieces)
+    finally:
+        os.close(descriptor)
+    assert path.read_bytes() == b"".join(pieces)
+    assert max(calls) == 64 and len(calls) >= len(b"".join(pieces)) // 777
