@@ -17,11 +17,12 @@ collection left (and `floor` objects at least), checked every `tick`. Young coll
 as Python runs them. The cycles that age into the frozen set are reclaimed at that full
 collection: memory stays within about `growth` times the live set, whatever clients do.
 
-Counting the frozen objects walks every one of them (`gc.get_freeze_count`): 20-30 ms of the
-event loop for a server of 100,000 workers whose memory has not been touched for a while, on a
-virtual machine. So the policy counts what each freeze adds (the survivors of that
-collection, a few) and walks the frozen set only once enough has been added since the last
-count to reach the limit; objects that die meanwhile only make that count smaller.
+Counting the frozen objects walks every one of them (`gc.get_freeze_count`): tens of
+milliseconds of the event loop for a server of 100,000 workers whose memory has not been
+touched for a while, on a virtual machine. So the policy counts what each freeze adds (the
+survivors of that collection, a few) and walks the frozen set only once enough has been added
+since the last count to reach the limit; objects that die meanwhile only make that count
+smaller.
 """
 
 from __future__ import annotations

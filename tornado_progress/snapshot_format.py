@@ -35,7 +35,7 @@ MAX_VERSION = 2**53
 # Workers packed per msgpack call: a fraction of a millisecond of the event loop's time each,
 # large enough that the per-call overhead stays negligible. The first call after a pause is the
 # slowest by far (the workers' memory, untouched for a second, is slow to reach again on a
-# virtual machine): 2,048 workers took up to 10 ms there, 256 take 2-3 ms.
+# virtual machine: bench/page_touch.py), so the calls are kept small.
 CHUNK = 256
 # The longest array a reader accepts: a bound against damaged length prefixes, kept apart from
 # CHUNK so that files written with another chunk size still load.
