@@ -260,3 +260,29 @@ def test_a_string_the_engine_refuses_is_drawn_as_escapes(
                       render_text.plain(f"lots of RFI {refused}"))]
     lay = layout(chart(*escaped, desc=render_text.plain(refused)))
     assert picture.count(light, fill_box(lay, 0, 0.8)) > 20
+
+
+def test_a_group_s_strings_go_to_cairo_in_one_call_a_colour_with_row_by_row_pixels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The strings that lie in the fill, those after it, the names and the figures of a
+    group are each drawn in one call, and the picture is the one drawn string by string (rows
+    of a small job lie apart: no glyph reaches into another's row)."""
+    if text_draw.PANGO is None:
+        pytest.skip("the word glyphs are Pango's")
+    from tornado_progress import pango_words
+    job = chart(*(worker(f"w{k}", 90 if k % 2 else 5, 100, f"pass {k} of the calibration")
+                  for k in range(9)))
+    calls: list[int] = []
+    draw = pango_words.WordGlyphs.draw
+
+    def counted(self: pango_words.WordGlyphs, ctx: cairo.Context[cairo.ImageSurface],
+                font: tuple[float, bool], glyphs: list[tuple[int, float, float]]) -> None:
+        calls.append(len(glyphs))
+        draw(self, ctx, font, glyphs)
+
+    monkeypatch.setattr(pango_words.WordGlyphs, "draw", counted)
+    grouped = decode(render.render_chart(job, 800, 1)).pixels
+    one_string = len("pass 0 of the calibration".replace(" ", ""))  # glyphs, spaces none
+    assert 2 * one_string in calls  # two rows' strings of one colour in one call
+    monkeypatch.setattr(text_draw.PANGO.PangoPen, "placed", lambda *args, **kwargs: None)
+    assert decode(render.render_chart(job, 800, 1)).pixels == grouped

@@ -212,22 +212,26 @@ def draw_rows(pen: Pen, workers: Sequence[Worker], states: Sequence[str],
 
 def draw_texts(pen: Pen, workers: Sequence[Worker], states: Sequence[str], lay: Layout,
                first: int) -> None:
-    """The rows' strings, names and figures. The names, and the figures, of a group each go
-    in one call where the pen can place them (pen.placed): their columns hold nothing else,
-    and cairo draws glyphs of rows apart as it would row by row."""
+    """The rows' strings, names and figures. The strings that lie on one colour (in the fill,
+    or after it), the names, and the figures of a group go to cairo in one call of each colour
+    where the pen can place them (pen.placed), after the strings cut by the fill's end: cairo
+    draws glyphs of rows apart as it would row by row, and only the faint edge of a glyph that
+    reaches into the next row's string may blend in another order."""
     ascent, descent = pen.extents()
     theme = style().theme
     names: list[Glyph] = []
     figures: list[Glyph] = []
+    inside: dict[str, list[Glyph]] = {}
     for index, (worker, state) in enumerate(zip(workers, states, strict=True)):
         top = lay.bar_top(first + index)
         baseline = top + (lay.bar_h + ascent - descent) / 2
         draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
-                    lay.bar_w * worker.fraction, baseline, palette.text_on(state, theme))
+                    lay.bar_w * worker.fraction, baseline, palette.text_on(state, theme),
+                    inside)
         label(pen, names, "text", printable(worker.workid), MARGIN, baseline, lay.label_w)
         label(pen, figures, "muted-text", lay.figures(worker), lay.width - MARGIN, baseline,
               lay.figures_w, right=True)
-    for colour, glyphs in (("text", names), ("muted-text", figures)):
+    for colour, glyphs in (*inside.items(), ("text", names), ("muted-text", figures)):
         if glyphs:
             paint(pen.ctx, colour)
             pen.show_placed(glyphs)
@@ -246,24 +250,27 @@ def label(pen: Pen, column: list[Glyph], colour: str, text: str, x: float,
 
 
 def draw_inside(pen: Pen, text: str, box: Rect, fill_w: float, baseline: float,
-                on_fill: str) -> None:
+                on_fill: str, later: dict[str, list[Glyph]]) -> None:
     """The worker's string in its bar: in the fill if it fits there, else just after the fill,
     else from the bar's start, cut to the bar, each part in the colour that reads on what lies
-    under it."""
+    under it. A string of one colour goes to `later` under its colour if the pen can place
+    it."""
     if not text:
         return
     ctx = pen.ctx
     x, y, w, h = box
     pad = min(6.0, h * 0.3)
     text_w = pen.width(text)
-    if text_w <= fill_w - 2 * pad:
-        paint(ctx, on_fill)
-        pen.show(text, x + pad, baseline)
-        return
-    if text_w <= w - fill_w - 2 * pad:
-        paint(ctx, "text")
-        pen.show(text, x + fill_w + pad, baseline)
-        return
+    for colour, start, fits in ((on_fill, x + pad, text_w <= fill_w - 2 * pad),
+                                ("text", x + fill_w + pad, text_w <= w - fill_w - 2 * pad)):
+        if fits:
+            glyphs = pen.placed(text, start, baseline)
+            if glyphs is None:
+                paint(ctx, colour)
+                pen.show(text, start, baseline)
+            else:
+                later.setdefault(colour, []).extend(glyphs)
+            return
     for colour, clip_x, clip_w in ((on_fill, x, fill_w), ("text", x + fill_w, w - fill_w)):
         ctx.save()
         ctx.rectangle(clip_x, y, clip_w, h)
