@@ -3,14 +3,15 @@ buffer untouched for a while, against the same touches right after.
 
 Run: `.venv/bin/python -m bench.page_touch [--pages 4096] [--rounds 5]`
 
-On the 2-core virtual machine the figures of the README were measured on, a page untouched for
-25 ms or more took microseconds to reach again, whatever was in it: the processor's address
-translations had to be walked again from memory through the guest's and the host's page
-tables. A render that touches about 2,000 distinct pages (code, Python objects, pixels) pays
-that once after every pause, which is why a render right after a hundred updates takes longer
-than the same render drawn right after another. Pages of 2 MB (`madvise(MADV_HUGEPAGE)`) do
-not pay it. The loop touches one byte a page, so that the Python around each touch, the same in
-both columns, is small against what is measured.
+On the 2-core virtual machine of the README's figures (its Performance section has this
+script's), a page untouched for a few tens of milliseconds takes a hundred times longer to
+reach again than right after, whatever is in it: most likely the processor's address
+translations are walked again from memory, through the guest's and the host's page tables.
+A render touches about 2,000 distinct pages (code, Python objects, pixels) and pays that once
+after every pause, which is why a render right after a hundred updates takes longer than the
+same render drawn right after another. Pages of 2 MB (`madvise(MADV_HUGEPAGE)`) do not pay
+it. The loop touches one byte a page, so that the Python around each touch, the same in every
+column, is small against what is measured.
 """
 
 from __future__ import annotations

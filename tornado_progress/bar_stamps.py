@@ -47,8 +47,8 @@ BarRow = tuple[float, float, Rgb, Rgb]  # a row's bar: its top, fraction, track,
 # the background, the track's colour and the fill's.
 EndKey = tuple[float, float, float, float, float, int, Rgb, Rgb, Rgb]
 # Sub-pixel place (x, y) in device px, size and radius in px, scale, the stamp's height in
-# device px (the rows' pitch), the background, the track's colour and the fill's (None: a
-# stamp of a track alone).
+# device px (the rows' pitch; a lone row's bar height), the background, the track's colour and
+# the fill's (None: a stamp of a track alone).
 StampKey = tuple[float, float, float, float, float, float, int, Rgb, Rgb, Rgb | None]
 
 

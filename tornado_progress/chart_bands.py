@@ -32,7 +32,7 @@ from .picture import paint, style
 from .png_encoder import Piece
 from .text_draw import Pen, new_pen
 
-_local = threading.local()  # each render thread's window surface (draw_run)
+_local = threading.local()  # each render thread's window surface (window_at)
 WINDOW_KEPT_BYTES = 4 << 20  # a larger window (a wide picture at a high scale) is not kept
 
 
@@ -243,7 +243,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
 
 
 class Window(NamedTuple):
-    """A surface a band and a margin tall, and views of its rows."""
+    """A surface a band and a margin tall (or the header's rows), and views of its rows."""
 
     surface: Any
     rows: list[memoryview]

@@ -94,8 +94,8 @@ class CollectionPolicy:
         """Survivors of a middle-generation collection join the frozen set at once, so that
         Python's own full collections only ever walk what is younger."""
         if phase == "stop" and info["generation"] == 1:
-            # The survivors are all in the oldest generation now: what was there before was
-            # frozen at the last middle collection.
+            # Everything in the oldest generation is about to be frozen: this collection's
+            # survivors, and those of Python's own full collections since the last freeze.
             self.added += len(self.collector.get_objects(2))
             self.collector.freeze()
 

@@ -30,7 +30,7 @@ DIRECT = sys.byteorder == "little"
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGBA = 6
 # The deflater's memory (python-isal's memLevel, 1 to 9): every level from 2 up packs these
-# pictures to the same bytes, level 1 larger; a smaller state is less memory to go through.
+# pictures about as small, level 1 larger; a smaller state is less memory to go through.
 MEM_LEVEL = 2
 
 
@@ -83,10 +83,10 @@ CHUNK_ROWS = 32
 
 
 def deflater() -> Any:
-    """This thread's deflater, kept for every piece it compresses: ISA-L's state is some 70 KB,
-    and a new one for each band was a megabyte a picture to touch anew. A piece ends with a
-    full flush, which also empties the history, so that the next piece refers to nothing
-    before it: its bytes are those a new deflater would give."""
+    """This thread's deflater, kept for every piece it compresses: ISA-L's state is tens of KB,
+    and a new one for each band was that much to set up and touch anew a band. A piece ends
+    with a full flush, which also empties the history, so that the next piece refers to
+    nothing before it: its bytes are those a new deflater would give."""
     found = getattr(_local, "deflater", None)
     if found is None:
         found = _local.deflater = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15, MEM_LEVEL)
@@ -113,10 +113,6 @@ def compress(rows: Sequence[memoryview]) -> Piece:
     return Piece(b"".join(parts), adler, length)
 
 
-# Rows of a piece of a picture encoded whole (`encode`): its pieces are assembled as bands'
-# are, and pieces this size keep the scanlines copied at a time small.
-ENCODE_ROWS = 64
-
 # A zlib stream's header (deflate, 32 KiB window, fastest level) and its last, empty block.
 _ZLIB_HEADER = b"\x78\x01"
 _FINAL_BLOCK = b"\x03\x00"
@@ -140,7 +136,7 @@ def assemble(width: int, height: int, pieces: list[Piece]) -> bytes:
 
 def encode(surface: Any) -> bytes:
     """PNG bytes of an ARGB32 surface, every pixel opaque, drawn with `surface_rgb` colours,
-    compressed in pieces of ENCODE_ROWS rows."""
+    compressed as one piece."""
     if not DIRECT:
         out = io.BytesIO()
         surface.write_to_png(out)
@@ -148,6 +144,4 @@ def encode(surface: Any) -> bytes:
     surface.flush()
     width, height = surface.get_width(), surface.get_height()
     rows = row_views(memoryview(surface.get_data()), 4 * width, surface.get_stride(), 0, height)
-    pieces = [compress(rows[top:top + ENCODE_ROWS])
-              for top in range(0, max(height, 1), ENCODE_ROWS)]
-    return assemble(width, height, pieces)
+    return assemble(width, height, [compress(rows)])

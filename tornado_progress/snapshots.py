@@ -61,7 +61,11 @@ def write_all(descriptor: int, pieces: list[bytes]) -> None:
     """Writes the pieces in order, IOV_MAX at a time, each batch one system call that lets go
     of the GIL: a snapshot is hundreds of pieces, and a write of each through a file object
     took the GIL back from the event loop hundreds of times while requests waited."""
-    batch = os.sysconf("SC_IOV_MAX")
+    try:
+        batch = os.sysconf("SC_IOV_MAX")
+    except (ValueError, OSError):  # a system that does not say
+        batch = -1
+    batch = batch if batch > 0 else 16  # POSIX's least IOV_MAX
     waiting = deque(memoryview(piece) for piece in pieces if piece)
     while waiting:
         written = os.writev(descriptor, list(itertools.islice(waiting, batch)))
