@@ -523,3 +523,45 @@ def test_a_snapshot_s_pieces_are_written_whole_through_short_writes(
         os.close(descriptor)
     assert path.read_bytes() == b"".join(pieces)
     assert max(calls) == 64 and len(calls) >= len(b"".join(pieces)) // 777
+
+
+@pytest.mark.gen_test
+async def test_jobs_are_copied_a_job_a_turn_into_a_file_of_the_newest_version(
+        clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copying a job takes a reference to each of its workers: with the slice spent at once,
+    the loop runs between two jobs' copies, and an update it makes there is in the file,
+    whose version is that update's; the next save writes again, for a job copied before."""
+    store = filled_store(clock, jobs=3)
+    snapshotter = Snapshotter(store, tmp_path)
+    snapshotter.saved_version = -1
+    monkeypatch.setattr(snapshots, "PACK_SLICE_S", 0.0)
+    copied: list[str] = []
+    copy_job = snapshot_format.copy_job
+
+    def recorded(job: Any) -> Any:
+        copied.append(job.jobid)
+        return copy_job(job)
+
+    loop = asyncio.get_running_loop()
+    seen: list[list[str]] = []
+
+    def update_the_last_job() -> None:
+        if not copied:  # the save has not begun copying yet
+            loop.call_soon(update_the_last_job)
+            return
+        seen.append(list(copied))
+        store.update("job 2+x", "late", 1, 2, "", True)
+
+    monkeypatch.setattr(snapshots, "copy_job", recorded)
+    loop.call_soon(update_the_last_job)
+    began = store.version
+    path = await snapshotter.save()
+    assert path is not None and copied == ["job 0+x", "job 1+x", "job 2+x"]
+    assert seen == [["job 0+x"]]  # the loop ran after the first job's copy
+    assert store.version == began + 1
+    loaded = Store(Limits(keep_seconds=1000), clock=clock)
+    loaded.version = 0
+    Snapshotter(loaded, tmp_path).load()
+    assert "late" in loaded.get("job 2+x").workers
+    assert loaded.version == store.version
+    assert await snapshotter.save() is not None  # the update came after the save began

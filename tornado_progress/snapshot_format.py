@@ -57,12 +57,16 @@ JobCopy = (tuple[str, str, float, float, int, int, list[Worker], str | None, flo
            | tuple[str, str, float, float, int, int, list[Worker]])
 
 
+def copy_job(job: Job) -> JobCopy:
+    """What a snapshot holds of a job, copied by reference (but a reference to each worker)."""
+    return (job.jobid, job.desc, job.created, job.updated, job.version, job.generation,
+            list(job.workers.values()), job.write_key, job.keep_seconds, job.expected,
+            job.metrics, job.notify)
+
+
 def copy_state(store: Store) -> list[JobCopy]:
-    """What a snapshot holds, copied by reference: cheap enough to do on the event loop."""
-    return [(job.jobid, job.desc, job.created, job.updated, job.version, job.generation,
-             list(job.workers.values()), job.write_key, job.keep_seconds, job.expected,
-             job.metrics, job.notify)
-            for job in store.jobs.values()]
+    """What a snapshot holds, every job copied at once (Snapshotter copies a job at a time)."""
+    return [copy_job(job) for job in store.jobs.values()]
 
 
 def pack_pieces(jobs: list[JobCopy], version: int, saved_at: float) -> Iterator[bytes]:

@@ -1,11 +1,11 @@
 """Snapshot files: the whole state written atomically to a folder, and the newest readable
 file loaded at start (the format itself is `snapshot_format.py`'s).
 
-Writing: the event loop copies references (workers are immutable tuples), then packs them a
-few chunks at a time, handing itself back between them (PACK_SLICE_S); a thread writes the
-bytes, syncs and renames. Packing in a thread instead would cost requests more: msgpack keeps
-the GIL through each chunk, and the loop, which lets go of it at every socket call, would wait
-for a chunk at each.
+Writing: the event loop copies references (workers are immutable tuples) a job at a time,
+then packs them a few chunks at a time, handing itself back between them (PACK_SLICE_S); a
+thread writes the bytes, syncs and renames. Packing in a thread instead would cost requests
+more: msgpack keeps the GIL through each chunk, and the loop, which lets go of it at every
+socket call, would wait for a chunk at each.
 
 Loading trusts nothing in the folder. Only regular files named exactly as the writer names them
 are read, opened so that a FIFO or a device cannot block the start; a file that fails any check
@@ -34,7 +34,7 @@ from .model import Job, Store
 from .snapshot_format import (
     JobCopy,
     SnapshotError,
-    copy_state,
+    copy_job,
     pack_pieces,
     read_stream,
 )
@@ -259,9 +259,12 @@ class Snapshotter:
             version = self.store.version
             if version == self.saved_version and not force:
                 return None
-            jobs = copy_state(self.store)
             started = time.monotonic()
-            writing = asyncio.ensure_future(self._pack_and_write(jobs, version))
+            jobs = await self._copy_in_turns()
+            # The file's version covers every job copied; `version`, from before the copy, is
+            # what the next save compares with, so that a change made meanwhile to a job
+            # copied earlier is written then.
+            writing = asyncio.ensure_future(self._pack_and_write(jobs, self.store.version))
             try:
                 path = await asyncio.shield(writing)
             except asyncio.CancelledError:
@@ -288,6 +291,22 @@ class Snapshotter:
             self.failures += 1
             self._cannot_write(error)
             log.error("snapshot not written: %s", self.error)
+
+    async def _copy_in_turns(self) -> list[JobCopy]:
+        """The jobs there are as the snapshot begins, each copied whole in one turn of the
+        loop, which is handed back between jobs once a slice is spent: a copy takes a
+        reference to every worker, and so touches each, slow to reach after a second
+        untouched. A job copied later may hold changes made after the snapshot began (the
+        file's version is the store's once all are copied); one deleted meanwhile is kept as
+        it was."""
+        jobs = []
+        slice_ends = time.perf_counter() + PACK_SLICE_S
+        for job in list(self.store.jobs.values()):
+            jobs.append(copy_job(job))
+            if time.perf_counter() > slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + PACK_SLICE_S
+        return jobs
 
     async def _pack_and_write(self, jobs: list[JobCopy], version: int) -> Path:
         pieces = []
