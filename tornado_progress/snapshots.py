@@ -27,8 +27,9 @@ import stat
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from .model import Job, Store
 from .snapshot_format import (
@@ -42,6 +43,7 @@ from .snapshot_format import (
 log = logging.getLogger("tornado_progress.snapshots")
 # The longest the event loop packs a snapshot before it turns to whatever else waits (s).
 PACK_SLICE_S = 0.001
+T = TypeVar("T")
 
 PREFIX = "snapshot-"
 SUFFIX = ".msgpack"
@@ -55,6 +57,19 @@ KEEP_FILES = 3
 # O_NONBLOCK: opening a FIFO does not wait for a writer. O_NOFOLLOW: a symlink is not followed
 # to whatever it names (a device, a FIFO, a file elsewhere).
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW
+
+
+async def in_turns(work: Iterable[T]) -> list[T]:
+    """What `work` yields, each item made whole in one turn of the event loop, which is handed
+    back between items once PACK_SLICE_S is spent."""
+    done = []
+    slice_ends = time.perf_counter() + PACK_SLICE_S
+    for item in work:
+        done.append(item)
+        if time.perf_counter() > slice_ends:
+            await asyncio.sleep(0)
+            slice_ends = time.perf_counter() + PACK_SLICE_S
+    return done
 
 
 def write_all(descriptor: int, pieces: list[bytes]) -> None:
@@ -294,28 +309,14 @@ class Snapshotter:
 
     async def _copy_in_turns(self) -> list[JobCopy]:
         """The jobs there are as the snapshot begins, each copied whole in one turn of the
-        loop, which is handed back between jobs once a slice is spent: a copy takes a
-        reference to every worker, and so touches each, slow to reach after a second
-        untouched. A job copied later may hold changes made after the snapshot began (the
-        file's version is the store's once all are copied); one deleted meanwhile is kept as
-        it was."""
-        jobs = []
-        slice_ends = time.perf_counter() + PACK_SLICE_S
-        for job in list(self.store.jobs.values()):
-            jobs.append(copy_job(job))
-            if time.perf_counter() > slice_ends:
-                await asyncio.sleep(0)
-                slice_ends = time.perf_counter() + PACK_SLICE_S
-        return jobs
+        loop: a copy takes a reference to every worker, and so touches each, slow to reach
+        after a second untouched. A job copied later may hold changes made after the snapshot
+        began (the file's version is the store's once all are copied); one deleted meanwhile
+        is kept as it was."""
+        return await in_turns(copy_job(job) for job in list(self.store.jobs.values()))
 
     async def _pack_and_write(self, jobs: list[JobCopy], version: int) -> Path:
-        pieces = []
-        slice_ends = time.perf_counter() + PACK_SLICE_S
-        for piece in pack_pieces(jobs, version, time.time()):
-            pieces.append(piece)
-            if time.perf_counter() > slice_ends:
-                await asyncio.sleep(0)
-                slice_ends = time.perf_counter() + PACK_SLICE_S
+        pieces = await in_turns(pack_pieces(jobs, version, time.time()))
         return await asyncio.get_running_loop().run_in_executor(None, self._write_pieces,
                                                                 pieces, version)
 
