@@ -29,7 +29,8 @@ from .chart_layout import (
 from .model import Worker
 from .picture import paint, source, style
 from .printable import printable
-from .text_draw import Glyph, Pen
+from .render_text import Glyph
+from .text_draw import Pen
 
 _LEGEND = (("running", "ok"), ("done", "done"), ("failed", "failed"), ("stale", "stale"))
 # Which state a strip of several workers shows: the one that most needs to be seen.
@@ -61,9 +62,10 @@ def draw_bars(ctx: Any, workers: Sequence[Worker], states: Sequence[str], lay: L
     rows = [(lay.bar_top(first + index), worker.fraction, source(track_of(state)), source(state))
             for index, (worker, state) in enumerate(zip(workers, states, strict=True))]
     radius = bar_radius(lay.bar_h)
-    by_path = lay_bars(ctx, lay.bar_x, lay.bar_w, lay.bar_h, radius, source("background"),
-                       rows) \
-        if style().format == "png" else range(len(rows))
+    by_path: Sequence[int] = range(len(rows))  # a vector picture's bars are all paths
+    if style().format == "png":
+        by_path = lay_bars(ctx, lay.bar_x, lay.bar_w, lay.bar_h, radius, source("background"),
+                           rows)
     for index in by_path:
         top, fraction, track, fill = rows[index]
         path_bar(ctx, (lay.bar_x, top, lay.bar_w, lay.bar_h), radius, fraction, track, fill)
@@ -228,19 +230,19 @@ def draw_texts(pen: Pen, workers: Sequence[Worker], states: Sequence[str], lay: 
         draw_inside(pen, printable(worker.desc), (lay.bar_x, top, lay.bar_w, lay.bar_h),
                     lay.bar_w * worker.fraction, baseline, palette.text_on(state, theme),
                     inside)
-        label(pen, names, "text", printable(worker.workid), MARGIN, baseline, lay.label_w)
-        label(pen, figures, "muted-text", lay.figures(worker), lay.width - MARGIN, baseline,
-              lay.figures_w, right=True)
+        gather(pen, names, "text", printable(worker.workid), MARGIN, baseline, lay.label_w)
+        gather(pen, figures, "muted-text", lay.figures(worker), lay.width - MARGIN, baseline,
+               lay.figures_w, right=True)
     for colour, glyphs in (*inside.items(), ("text", names), ("muted-text", figures)):
         if glyphs:
             paint(pen.ctx, colour)
             pen.show_placed(glyphs)
 
 
-def label(pen: Pen, column: list[Glyph], colour: str, text: str, x: float,
-          baseline: float, room: float, right: bool = False) -> None:
-    """A name or figures: its glyphs added to `column`, or drawn at once if the pen cannot
-    place them."""
+def gather(pen: Pen, column: list[Glyph], colour: str, text: str, x: float,
+           baseline: float, room: float = math.inf, right: bool = False) -> None:
+    """A string of one colour: its glyphs added to `column`, drawn later with the group's
+    others of that colour, or drawn at once if the pen cannot place them."""
     glyphs = pen.placed(text, x, baseline, room, right)
     if glyphs is None:
         paint(pen.ctx, colour)
@@ -264,12 +266,7 @@ def draw_inside(pen: Pen, text: str, box: Rect, fill_w: float, baseline: float,
     for colour, start, fits in ((on_fill, x + pad, text_w <= fill_w - 2 * pad),
                                 ("text", x + fill_w + pad, text_w <= w - fill_w - 2 * pad)):
         if fits:
-            glyphs = pen.placed(text, start, baseline)
-            if glyphs is None:
-                paint(ctx, colour)
-                pen.show(text, start, baseline)
-            else:
-                later.setdefault(colour, []).extend(glyphs)
+            gather(pen, later.setdefault(colour, []), colour, text, start, baseline)
             return
     for colour, clip_x, clip_w in ((on_fill, x, fill_w), ("text", x + fill_w, w - fill_w)):
         ctx.save()

@@ -25,8 +25,9 @@ gi.require_version("Pango", "1.0")
 gi.require_version("PangoCairo", "1.0")
 from gi.repository import Pango, PangoCairo  # noqa: E402  (after require_version)
 
-from .pango_words import Glyph, GlyphRun, WordGlyphs  # noqa: E402
+from .pango_words import GlyphRun, WordGlyphs  # noqa: E402
 from .printable import ELLIPSIS  # noqa: E402
+from .render_text import Glyph  # noqa: E402
 
 FAMILIES = "DejaVu Sans, sans-serif"  # fontconfig adds the fallback fonts for what DejaVu lacks
 # Characters that may come out of a colour font (emoji): a line holding one is drawn through

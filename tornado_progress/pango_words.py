@@ -30,6 +30,8 @@ gi.require_version("Pango", "1.0")
 gi.require_version("PangoCairo", "1.0")
 from gi.repository import Pango, PangoCairo  # noqa: E402  (after require_version)
 
+from .render_text import Glyph  # noqa: E402
+
 SCALE: int = Pango.SCALE  # Pango units a px (a constant looked up through PyGObject is slow)
 
 # Characters that Pango draws left to right, one glyph each, from a Latin font: printable ASCII
@@ -41,7 +43,6 @@ CHARACTERS_KEPT = 1 << 16  # in the strings kept (a string takes about 90 bytes 
 
 Font = tuple[float, bool]  # size in px, bold
 _UNKNOWN = object()  # a string not composed yet
-Glyph = tuple[int, float, float]  # index, x, y as cairo draws it
 # A word's glyph indices, their x from the word's start and its advance, in Pango units; or
 # None: the word is drawn by Pango.
 Word = tuple[tuple[int, ...], tuple[int, ...], int] | None

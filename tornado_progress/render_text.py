@@ -15,6 +15,8 @@ import cairo
 
 from .printable import ELLIPSIS
 
+Glyph = tuple[int, float, float]  # a glyph's index, x and y, as cairo draws it
+
 FALLBACK_FONT = "sans-serif"  # fontconfig's alias for whatever sans font the machine has
 FONT = "DejaVu Sans"
 
@@ -89,10 +91,10 @@ class ToyPen:
         return drawn
 
     def placed(self, text: str, x: float, y: float, room: float = math.inf,
-               right: bool = False) -> list[tuple[int, float, float]] | None:
+               right: bool = False) -> list[Glyph] | None:
         return None  # the toy API shows text whole
 
-    def show_placed(self, glyphs: list[tuple[int, float, float]]) -> None:
+    def show_placed(self, glyphs: list[Glyph]) -> None:
         self.ctx.show_glyphs(glyphs)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import cairo
 
 from . import picture
-from .render_text import ToyPen
+from .render_text import Glyph, ToyPen
 
 log = logging.getLogger("tornado_progress.render")
 
@@ -29,7 +29,6 @@ except (ImportError, ValueError) as missing:  # no PyGObject, or no Pango typeli
     PANGO = None
     MISSING = f"{type(missing).__name__}: {missing}"
 
-Glyph = tuple[int, float, float]  # a glyph's index, x and y, as cairo draws it
 # What cairo or PyGObject raise for a string they refuse.
 TEXT_ERRORS = (cairo.Error, ValueError, TypeError, UnicodeError)
 
