@@ -118,6 +118,17 @@ def kept_or_made(stamps_kept: OrderedDict[Any, Any], key: Any, make: Callable[[]
     return found
 
 
+def blank(width: int, height: int, background: Rgb, scale: float) -> tuple[Any, Any]:
+    """A new stamp's surface of `width` x `height` device px painted with `background`, and a
+    context on it at the picture's scale."""
+    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, width, height)
+    ctx = cairo.Context(surface)
+    ctx.set_source_rgb(*background)
+    ctx.paint()
+    ctx.scale(scale, scale)
+    return surface, ctx
+
+
 def stamp(key: StampKey) -> Any:
     """The bar `key` describes on the picture's background: the track, and the fill the whole
     width where a fill colour is given. Drawn at the picture's scale, as the picture's own
@@ -127,11 +138,7 @@ def stamp(key: StampKey) -> Any:
 
 def draw_stamp(key: StampKey) -> Any:
     sub_x, sub_y, w, h, radius, scale, tall, background, track, fill = key
-    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, math.ceil(sub_x + w * scale), tall)
-    ctx = cairo.Context(surface)
-    ctx.set_source_rgb(*background)
-    ctx.paint()
-    ctx.scale(scale, scale)
+    surface, ctx = blank(math.ceil(sub_x + w * scale), tall, background, scale)
     for colour in (track, fill):
         if colour is not None:
             rounded(ctx, sub_x / scale, sub_y / scale, w, h, radius)
@@ -184,11 +191,7 @@ def end_stamp(key: EndKey) -> Any:
 
 def draw_end_stamp(key: EndKey) -> Any:
     sub_y, h, radius, scale, end, columns, background, track, fill = key
-    surface = cairo.ImageSurface(cairo.FORMAT_ARGB32, columns, math.ceil(sub_y + h * scale))
-    ctx = cairo.Context(surface)
-    ctx.set_source_rgb(*background)
-    ctx.paint()
-    ctx.scale(scale, scale)
+    surface, ctx = blank(columns, math.ceil(sub_y + h * scale), background, scale)
     beyond = 4 * radius  # past the stamp's edges, in px
     rounded(ctx, -beyond, sub_y / scale, columns / scale + 2 * beyond, h, radius)
     ctx.set_source_rgb(*track)

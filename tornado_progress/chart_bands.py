@@ -109,12 +109,24 @@ def window_at(lay: Layout, top: int, height: int) -> tuple[Window, Pen]:
     """This thread's window for `height` device rows of the picture from row `top`, its
     background painted, and a pen on it in the chart's coordinates."""
     found = window(round(lay.width * lay.scale), height)
+    clear(found.surface, 0, height)
     ctx = cairo.Context(found.surface)
-    paint(ctx, "background")
-    ctx.rectangle(0, 0, found.surface.get_width(), height)
-    ctx.fill()
-    ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
+    ctx.set_matrix(picture_rows(lay, top))
     return found, new_pen(ctx)
+
+
+def picture_rows(lay: Layout, top: int) -> Any:
+    """The matrix from the chart's coordinates to a surface whose first row is the picture's
+    device row `top`."""
+    return cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top)
+
+
+def clear(surface: Any, top: int, rows: int) -> None:
+    """Paints device rows `top` to `top + rows` of `surface` with the background."""
+    ctx = cairo.Context(surface)
+    paint(ctx, "background")
+    ctx.rectangle(0, top, surface.get_width(), rows)
+    ctx.fill()
 
 
 def row_key(worker: Worker, state: str, lay: Layout) -> Hashable:
@@ -234,7 +246,7 @@ def draw_run(lay: Layout, bands: Sequence[Band], run: Sequence[int], per_band: i
         if here.bottom + margin - top > height:
             move_up(surface, here.top - top, height)
             top = here.top
-            ctx.set_matrix(cairo.Matrix(lay.scale, 0, 0, lay.scale, 0, -top))
+            ctx.set_matrix(picture_rows(lay, top))
         high = (band + 1) * per_band + 1  # the row below the band's last, for the same reason
         rows(pen, drawn, high)
         drawn = high
@@ -270,7 +282,4 @@ def move_up(surface: Any, rows: int, height: int) -> None:
     pixels = memoryview(surface.get_data())
     pixels[:(height - rows) * stride] = pixels[rows * stride:height * stride]
     surface.mark_dirty()
-    ctx = cairo.Context(surface)
-    paint(ctx, "background")
-    ctx.rectangle(0, height - rows, surface.get_width(), rows)
-    ctx.fill()
+    clear(surface, height - rows, rows)
